@@ -1,0 +1,129 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Applied to every target: explicit existential types, imports visible only where written,
+// and complete concurrency checking (the Swift 6 language mode makes the last one the default).
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableExperimentalFeature("StrictConcurrency"),
+]
+
+let package = Package(
+    name: "vigil",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "vigil", targets: ["vigil"]),
+        .library(name: "VigilStore", targets: ["VigilStore"]),
+        .library(name: "VigilLua", targets: ["VigilLua"]),
+        .library(name: "VigilCollectors", targets: ["VigilCollectors"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // Lua 5.4 from the system (Debian: liblua5.4-dev). shim.h wraps Lua's macros and holds every
+        // piece of C that may longjmp (error raising, the count hook, the capped allocator).
+        .systemLibrary(
+            name: "CLua",
+            pkgConfig: "lua5.4",
+            providers: [.apt(["liblua5.4-dev"])]
+        ),
+        .target(
+            name: "VigilCore",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "VigilStore",
+            dependencies: ["VigilCore"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "VigilLua",
+            dependencies: [
+                "VigilCore", "CLua",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "VigilCollectors",
+            dependencies: [
+                "VigilCore", "VigilStore", "VigilLua",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The `vigil` Lua module scripts see (queries today; alerts, recommendations later).
+        .target(
+            name: "VigilRules",
+            dependencies: [
+                "VigilCore", "VigilStore", "VigilLua",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "VigilServer",
+            dependencies: [
+                "VigilCore", "VigilStore", "VigilCollectors",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "vigil",
+            dependencies: [
+                "VigilCore", "VigilStore", "VigilLua", "VigilCollectors", "VigilRules", "VigilServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Performance figures for BENCHMARKS.md: `swift run -c release vigil-benchmarks`.
+        .executableTarget(
+            name: "vigil-benchmarks",
+            dependencies: ["VigilCore", "VigilStore", "VigilLua", "VigilRules", "VigilCollectors"],
+            path: "Sources/VigilBenchmarks",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "VigilStoreTests", dependencies: ["VigilStore", "VigilCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "VigilRulesTests",
+            dependencies: ["VigilRules", "VigilLua", "VigilStore", "VigilCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "VigilLuaTests",
+            dependencies: ["VigilLua", "VigilCore"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "VigilCollectorsTests",
+            dependencies: ["VigilCollectors", "VigilStore", "VigilCore"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "VigilServerTests",
+            dependencies: [
+                "VigilServer", "VigilStore", "VigilCollectors", "VigilCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

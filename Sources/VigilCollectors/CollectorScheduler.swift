@@ -1,0 +1,162 @@
+import Logging
+import ServiceLifecycle
+import Synchronization
+import VigilCore
+import VigilStore
+
+/// Runs every collector on its own cadence and writes what they return into the store.
+///
+/// Samples are stamped with the scheduled tick (aligned to multiples of the interval), not with the
+/// moment the read finished, so a steady 1 s series has identical timestamp deltas and compresses to
+/// a bit per timestamp. A collector that throws, times out or overruns is logged and counted in
+/// `vigil_collector_errors_total{collector}`; the others keep their cadence. A series a collector
+/// stops reporting gets a staleness marker, so instant queries stop returning it at once.
+public final class CollectorScheduler: Service, Sendable {
+    private let collectors: [ScheduledCollector]
+    private let runners: [String: BlockingRunner]
+    private let store: MetricStore
+    private let clock: any WallClock
+    private let logger: Logger
+    private let state = Mutex(State())
+    /// Milliseconds between retention passes over the store.
+    private let compactionInterval: Int64
+
+    private struct State {
+        var seen: [String: Set<SeriesRef>] = [:]
+        var errors: [String: Int] = [:]
+        var runs: [String: Int] = [:]
+    }
+
+    public init(collectors: [ScheduledCollector], store: MetricStore, clock: any WallClock = SystemWallClock(),
+                logger: Logger, compactionInterval: Int64 = 60_000) {
+        self.collectors = collectors
+        self.runners = Dictionary(uniqueKeysWithValues: collectors.map { ($0.name, BlockingRunner(label: $0.name)) })
+        self.store = store
+        self.clock = clock
+        self.logger = logger
+        self.compactionInterval = compactionInterval
+        store.describe("vigil_collector_duration_seconds", kind: .gauge, help: "Seconds the collector's last run took.")
+        store.describe("vigil_collector_errors_total", kind: .counter,
+                       help: "Collector runs that failed, timed out or were skipped because the previous run overran.")
+        store.describe("vigil_collector_success", kind: .gauge, help: "1 when the collector's last run succeeded, else 0.")
+    }
+
+    public var names: [String] { collectors.map(\.name) }
+
+    /// Runs until cancelled or until graceful shutdown.
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                for entry in self.collectors {
+                    group.addTask { await self.loop(entry) }
+                }
+                group.addTask { await self.compactionLoop() }
+            }
+        }
+    }
+
+    /// One run of every collector at `tick`, all at once; returns the errors by collector.
+    @discardableResult
+    public func collectOnce(at tick: Timestamp? = nil) async -> [String: any Error] {
+        let time = tick ?? clock.now()
+        return await withTaskGroup(of: (String, (any Error)?).self) { group in
+            for entry in collectors {
+                group.addTask { (entry.name, await self.runOnce(entry, at: time)) }
+            }
+            var failures: [String: any Error] = [:]
+            for await (name, error) in group { if let error { failures[name] = error } }
+            return failures
+        }
+    }
+
+    /// Runs made and errors counted so far, by collector.
+    public func counts() -> (runs: [String: Int], errors: [String: Int]) {
+        state.withLock { ($0.runs, $0.errors) }
+    }
+
+    private func loop(_ entry: ScheduledCollector) async {
+        let interval = max(entry.interval, 1)
+        while !Task.isCancelled {
+            let now = clock.now()
+            let tick = (now / interval + 1) * interval
+            do {
+                try await Task.sleep(for: .milliseconds(tick - now))
+            } catch {
+                return
+            }
+            await runOnce(entry, at: tick)
+        }
+    }
+
+    private func compactionLoop() async {
+        while !Task.isCancelled {
+            do {
+                try await Task.sleep(for: .milliseconds(compactionInterval))
+            } catch {
+                return
+            }
+            let removed = store.compact(now: clock.now())
+            if removed > 0 { logger.debug("retention removed series", metadata: ["store.series_removed": "\(removed)"]) }
+        }
+    }
+
+    /// One run of one collector, stamped `tick`. Returns the error, if any.
+    @discardableResult
+    func runOnce(_ entry: ScheduledCollector, at tick: Timestamp) async -> (any Error)? {
+        let started = ContinuousClock.now
+        let collector = entry.collector
+        let result: Result<SampleBatch, any Error>
+        do {
+            result = .success(try await runners[entry.name]!.run(timeout: entry.timeout) { try collector.collect() })
+        } catch {
+            result = .failure(error)
+        }
+        let elapsed = ContinuousClock.now - started
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let labels = ["collector": entry.name]
+        switch result {
+        case .success(let batch):
+            write(batch, from: entry.name, at: tick)
+            let errors = state.withLock { state -> Int in
+                state.runs[entry.name, default: 0] += 1
+                return state.errors[entry.name, default: 0]
+            }
+            store.append(Labels(name: "vigil_collector_errors_total", labels), tick, Double(errors))
+            store.append(Labels(name: "vigil_collector_success", labels), tick, 1)
+            store.append(Labels(name: "vigil_collector_duration_seconds", labels), tick, seconds)
+            return nil
+        case .failure(let error):
+            let errors = state.withLock { state -> Int in
+                state.runs[entry.name, default: 0] += 1
+                state.errors[entry.name, default: 0] += 1
+                return state.errors[entry.name]!
+            }
+            logger.warning("collector failed", metadata: [
+                "collector.name": "\(entry.name)", "collector.error": "\(error)", "collector.errors_total": "\(errors)",
+            ])
+            store.append(Labels(name: "vigil_collector_errors_total", labels), tick, Double(errors))
+            store.append(Labels(name: "vigil_collector_success", labels), tick, 0)
+            store.append(Labels(name: "vigil_collector_duration_seconds", labels), tick, seconds)
+            return error
+        }
+    }
+
+    private func write(_ batch: SampleBatch, from collector: String, at tick: Timestamp) {
+        for (name, metadata) in batch.families {
+            store.describe(name, kind: metadata.kind, help: metadata.help)
+        }
+        var seen = Set<SeriesRef>()
+        seen.reserveCapacity(batch.count)
+        for entry in batch.entries {
+            let ref = store.series(entry.labels)
+            store.append(ref, tick, entry.value)
+            seen.insert(ref)
+        }
+        let vanished = state.withLock { state -> [SeriesRef] in
+            let previous = state.seen[collector] ?? []
+            state.seen[collector] = seen
+            return previous.subtracting(seen).map { $0 }
+        }
+        for ref in vanished { store.append(ref, tick, StaleMarker.value) }
+    }
+}

@@ -1,0 +1,149 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import VigilCore
+
+/// Host metrics from /proc with node_exporter's names: cpu, stat, memory, load, pressure, disks,
+/// filesystems (statvfs over /proc/mounts) and process counts.
+public struct ProcfsCollector: Collector {
+    public let name = "procfs"
+    /// The filesystem root holding `proc/` (`/` on a live host; a fixture folder in tests).
+    public let root: String
+    /// Whether to statvfs the mounts found (off for recorded fixtures, whose mount points do not exist).
+    public let statFilesystems: Bool
+    let userHZ: Double
+
+    public init(root: String = "/", statFilesystems: Bool = true) {
+        self.root = root
+        self.statFilesystems = statFilesystems
+        let ticks = sysconf(Int32(_SC_CLK_TCK))
+        userHZ = ticks > 0 ? Double(ticks) : 100
+    }
+
+    func path(_ relative: String) -> String {
+        (root as NSString).appendingPathComponent(relative)
+    }
+
+    public func collect() throws -> SampleBatch {
+        var batch = SampleBatch()
+        guard let stat = readText(path("proc/stat")) else {
+            throw VigilError(.io, "cannot read \(path("proc/stat")): is /proc mounted?")
+        }
+        ProcParsers.stat(stat, userHZ: userHZ, into: &batch)
+        if let text = readText(path("proc/meminfo")) { ProcParsers.meminfo(text, into: &batch) }
+        if let text = readText(path("proc/loadavg")) { ProcParsers.loadavg(text, into: &batch) }
+        for resource in ["cpu", "io", "memory", "irq"] {
+            if let text = readText(path("proc/pressure/\(resource)")) {
+                ProcParsers.pressure(text, resource: resource, into: &batch)
+            }
+        }
+        if let text = readText(path("proc/diskstats")) { ProcParsers.diskstats(text, into: &batch) }
+        if let text = readText(path("proc/mounts")) { filesystems(ProcParsers.mounts(text), into: &batch) }
+        if let pids = try? FileManager.default.contentsOfDirectory(atPath: path("proc")) {
+            let count = pids.reduce(0) { $0 + ($1.first?.isNumber == true ? 1 : 0) }
+            batch.gauge("node_processes_pids", "Number of PIDs.", [:], Double(count))
+        }
+        return batch
+    }
+
+    private func filesystems(_ mounts: [ProcParsers.Mount], into batch: inout SampleBatch) {
+        for mount in mounts {
+            let labels = ["device": mount.device, "mountpoint": mount.mountPoint, "fstype": mount.fsType]
+            guard statFilesystems else {
+                batch.gauge("node_filesystem_readonly", "Filesystem read-only status.", labels, mount.readOnly ? 1 : 0)
+                continue
+            }
+            var info = statvfs()
+            guard statvfs(mount.mountPoint, &info) == 0 else {
+                batch.gauge("node_filesystem_device_error", "Whether an error occurred while getting statistics for the given device.", labels, 1)
+                continue
+            }
+            let blockSize = Double(info.f_frsize > 0 ? info.f_frsize : info.f_bsize)
+            batch.gauge("node_filesystem_size_bytes", "Filesystem size in bytes.", labels, Double(info.f_blocks) * blockSize)
+            batch.gauge("node_filesystem_free_bytes", "Filesystem free space in bytes.", labels, Double(info.f_bfree) * blockSize)
+            batch.gauge("node_filesystem_avail_bytes", "Filesystem space available to non-root users in bytes.", labels, Double(info.f_bavail) * blockSize)
+            batch.gauge("node_filesystem_files", "Filesystem total file nodes.", labels, Double(info.f_files))
+            batch.gauge("node_filesystem_files_free", "Filesystem total free file nodes.", labels, Double(info.f_ffree))
+            batch.gauge("node_filesystem_readonly", "Filesystem read-only status.", labels, mount.readOnly ? 1 : 0)
+            batch.gauge("node_filesystem_device_error", "Whether an error occurred while getting statistics for the given device.", labels, 0)
+        }
+    }
+}
+
+/// Network interfaces (`/proc/net/dev`) and TCP connection states (`/proc/net/tcp`, `tcp6`).
+public struct NetCollector: Collector {
+    public let name = "net"
+    public let root: String
+
+    public init(root: String = "/") {
+        self.root = root
+    }
+
+    public func collect() throws -> SampleBatch {
+        var batch = SampleBatch()
+        let devPath = (root as NSString).appendingPathComponent("proc/net/dev")
+        guard let dev = readText(devPath) else { throw VigilError(.io, "cannot read \(devPath)") }
+        ProcParsers.netdev(dev, into: &batch)
+        let tcp = ["proc/net/tcp", "proc/net/tcp6"].compactMap { readText((root as NSString).appendingPathComponent($0)) }
+        ProcParsers.tcpStates(tcp, into: &batch)
+        return batch
+    }
+}
+
+/// Vigil's own figures: the store's size and the daemon's CPU time and resident memory.
+public struct SelfCollector: Collector {
+    public let name = "vigil"
+    let store: any MetricStoreStatisticsSource
+    let userHZ: Double
+    let pageSize: Double
+
+    public init(store: some MetricStoreStatisticsSource) {
+        self.store = store
+        let ticks = sysconf(Int32(_SC_CLK_TCK))
+        userHZ = ticks > 0 ? Double(ticks) : 100
+        pageSize = Double(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    public func collect() throws -> SampleBatch {
+        var batch = SampleBatch()
+        let statistics = store.storeStatistics()
+        batch.gauge("vigil_store_series", "Series held in the metrics store.", [:], Double(statistics.series))
+        batch.counter("vigil_store_samples_appended_total", "Samples appended to the metrics store.", [:], Double(statistics.appendedTotal))
+        batch.counter("vigil_store_out_of_order_samples_total", "Samples refused because they were older than the series' last sample.", [:], Double(statistics.outOfOrderTotal))
+        batch.gauge("vigil_store_samples", "Samples held in the metrics store.", [:], Double(statistics.samples))
+        batch.gauge("vigil_store_memory_bytes", "Bytes the metrics store holds (compressed samples, chunk indexes, series and labels).", [:], Double(statistics.totalBytes))
+        if let text = readText("/proc/self/stat"), let process = ProcParsers.processStat(text, userHZ: userHZ, pageSize: pageSize) {
+            batch.counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", [:], process.cpuSeconds)
+            batch.gauge("process_resident_memory_bytes", "Resident memory size in bytes.", [:], process.residentBytes)
+        }
+        return batch
+    }
+}
+
+/// Lets the self collector read store figures without owning the store type.
+public protocol MetricStoreStatisticsSource: Sendable {
+    func storeStatistics() -> MetricStore.Statistics
+}
+
+import VigilStore
+
+extension MetricStore: MetricStoreStatisticsSource {
+    public func storeStatistics() -> Statistics { statistics() }
+}
+
+/// Reads a small text file in one go (procfs files report size 0, so no size is trusted).
+func readText(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var data = [UInt8]()
+    var chunk = [UInt8](repeating: 0, count: 16384)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 { if errno == EINTR { continue }; return nil }
+        if n == 0 { break }
+        data.append(contentsOf: chunk[0..<n])
+    }
+    return String(decoding: data, as: UTF8.self)
+}

@@ -1,0 +1,101 @@
+/// The whole program's configuration. Every field has a documented default, so Vigil runs with
+/// no configuration file at all; a file (`vigil serve --config FILE`) overrides what it names.
+public struct VigilConfiguration: Sendable, Equatable {
+    /// Address of the HTTP server (`/metrics`, `/healthz`, later the API and dashboard).
+    /// Default `127.0.0.1:9477`: loopback only.
+    public var listen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 9477)
+    /// Where state that survives a restart lives. Default `./data` for `swift run`;
+    /// the systemd unit points it at `/var/lib/vigil`.
+    public var dataDirectory: String = "data"
+    /// The folder of user scripts (rules, policy, recommendations). `require` in Lua resolves
+    /// modules only below it. Default `./rules`; the service uses `/etc/vigil/rules`.
+    public var rulesDirectory: String = "rules"
+    public var store = StoreConfiguration()
+    public var lua = LuaLimitsConfiguration()
+    public var collectors = CollectorsConfiguration()
+
+    public init() {}
+}
+
+public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `HOST:PORT`, `[v6]:PORT` or `:PORT` (loopback).
+    public init?(parsing text: String) {
+        let trimmed = text.trimmingSpaces()
+        guard let colon = trimmed.lastIndex(of: ":"), let port = Int(trimmed[trimmed.index(after: colon)...]),
+              (0...65535).contains(port) else { return nil }
+        var host = String(trimmed[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        self.host = host.isEmpty ? "127.0.0.1" : host
+        self.port = port
+    }
+
+    public var isLoopback: Bool {
+        host == "127.0.0.1" || host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+public struct StoreConfiguration: Sendable, Equatable {
+    /// How long samples are kept in memory. Default 24 h. Memory is bounded by it.
+    public var retentionMilliseconds: Int64 = 24 * 3_600_000
+    /// How far back an instant query looks for the last sample (Prometheus' lookback delta). Default 5 m.
+    public var lookbackMilliseconds: Int64 = 5 * 60_000
+
+    public init() {}
+}
+
+/// Limits applied to every Lua state and call (see `LuaLimits` in VigilLua).
+public struct LuaLimitsConfiguration: Sendable, Equatable {
+    /// Bytes one Lua state may hold. Default 8 MiB.
+    public var memoryBytes: Int = 8 * 1024 * 1024
+    /// VM instructions one call may run. Default 1,000,000. 0 turns the budget off.
+    public var instructions: Int = 1_000_000
+    /// Wall-clock time one call may take. Default 250 ms. 0 turns the deadline off.
+    public var deadlineMilliseconds: Int64 = 250
+    /// Bytes `print` may write in one call. Default 64 KiB.
+    public var outputBytes: Int = 64 * 1024
+    /// Nested Lua calls one call may make. Default 10,000.
+    public var callDepth: Int = 10_000
+
+    public init() {}
+}
+
+public struct CollectorsConfiguration: Sendable, Equatable {
+    /// Interval of a collector that names none. Default 1 s.
+    public var defaultIntervalMilliseconds: Int64 = 1000
+    /// Time a collector may take before its run is abandoned and counted as an error. Default 5 s
+    /// (never more than the collector's own interval allows for the next run: overruns are skipped).
+    public var defaultTimeoutMilliseconds: Int64 = 5000
+    /// Per built-in collector (`procfs`, `net`, `vigil`): enabled, interval, timeout.
+    public var overrides: [String: CollectorSettings] = [:]
+
+    public init() {}
+
+    public func settings(for name: String) -> CollectorSettings {
+        var settings = overrides[name] ?? CollectorSettings()
+        if settings.intervalMilliseconds == nil { settings.intervalMilliseconds = defaultIntervalMilliseconds }
+        if settings.timeoutMilliseconds == nil { settings.timeoutMilliseconds = defaultTimeoutMilliseconds }
+        return settings
+    }
+}
+
+public struct CollectorSettings: Sendable, Equatable {
+    public var enabled: Bool = true
+    public var intervalMilliseconds: Int64?
+    public var timeoutMilliseconds: Int64?
+
+    public init(enabled: Bool = true, intervalMilliseconds: Int64? = nil, timeoutMilliseconds: Int64? = nil) {
+        self.enabled = enabled
+        self.intervalMilliseconds = intervalMilliseconds
+        self.timeoutMilliseconds = timeoutMilliseconds
+    }
+}

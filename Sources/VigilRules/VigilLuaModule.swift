@@ -1,0 +1,189 @@
+import Foundation
+import VigilCore
+import VigilLua
+import VigilStore
+
+/// The `vigil` module scripts get from `require "vigil"`. Areas are sub-tables; this file registers
+/// `vigil.now` and `vigil.query`. Queries are computed in Swift and return plain tables:
+/// a vector is an array of `{ name = "metric", labels = { gpu = "0" }, value = 42.0 }`.
+public enum VigilLuaModule {
+    /// Every function the module registers, as `area.name`; `rules/README.md` documents each
+    /// (a test checks it).
+    public static var functionNames: [String] {
+        ["vigil.now"] + QueryFunctions.names.map { "vigil.query.\($0)" }
+    }
+
+    /// Builds the module for one state. `clock` gives evaluation time (virtual in tests).
+    public static func make(store: MetricStore, clock: any WallClock) -> LuaValue {
+        let query = QueryFunctions(store: store, clock: clock)
+        var module: [LuaValue: LuaValue] = [:]
+        module["now"] = .hostFunction(LuaHostFunction("now") { _ in [.number(Double(clock.now()) / 1000)] })
+        module["query"] = query.table()
+        return .table(module)
+    }
+
+    /// Registers `vigil` in `state` so `require "vigil"` returns it.
+    public static func install(in state: LuaState, store: MetricStore, clock: any WallClock) {
+        state.registerModule("vigil", make(store: store, clock: clock))
+    }
+}
+
+/// The query functions of `vigil.query`.
+final class QueryFunctions {
+    static let windowFunctions: [(String, RangeFunction)] = [
+        ("avg_over_time", .avgOverTime), ("min_over_time", .minOverTime), ("max_over_time", .maxOverTime),
+        ("sum_over_time", .sumOverTime), ("count_over_time", .countOverTime), ("stddev_over_time", .stddevOverTime),
+        ("stdvar_over_time", .stdvarOverTime), ("last_over_time", .lastOverTime), ("present_over_time", .presentOverTime),
+        ("rate", .rate), ("increase", .increase), ("delta", .delta), ("deriv", .deriv),
+        ("changes", .changes), ("resets", .resets),
+    ]
+    static let aggregations: [AggregationOperator] = [.sum, .avg, .min, .max, .count, .stddev, .stdvar]
+    static var names: [String] {
+        ["last", "series", "metric_names", "scalar", "quantile_over_time", "predict_linear", "topk", "bottomk"]
+            + windowFunctions.map(\.0) + aggregations.map(\.rawValue)
+    }
+
+    let store: MetricStore
+    let clock: any WallClock
+    private var selectors: [String: SeriesSelector] = [:]
+
+    init(store: MetricStore, clock: any WallClock) {
+        self.store = store
+        self.clock = clock
+    }
+
+    func table() -> LuaValue {
+        var table: [LuaValue: LuaValue] = [:]
+        func add(_ name: String, _ body: @escaping (LuaArguments) throws -> [LuaValue]) {
+            table[.string(name)] = .hostFunction(LuaHostFunction(name, body))
+        }
+        add("last") { [unowned self] args in
+            let selector = try selector(args, 0)
+            return [Self.vector(store.instant(selector, at: clock.now()))]
+        }
+        add("series") { [unowned self] args in
+            let selector = try selector(args, 0)
+            return [.array(store.select(selector).map { Self.labelsTable($0.labels) })]
+        }
+        add("metric_names") { [unowned self] _ in
+            let names = Set(store.snapshot(at: clock.now()).map(\.name))
+            return [.array(names.sorted().map { .string($0) })]
+        }
+        add("scalar") { args in
+            guard let items = args[0].arrayValue, items.count == 1 else { return [.nil] }
+            return [items[0]["value"]]
+        }
+        for (name, function) in Self.windowFunctions {
+            add(name) { [unowned self] args in
+                let selector = try selector(args, 0)
+                let range = try duration(args, 1)
+                return [Self.vector(store.evaluate(function, selector, range: range, at: clock.now()))]
+            }
+        }
+        add("quantile_over_time") { [unowned self] args in
+            let q = try args.number(0)
+            let selector = try selector(args, 1)
+            let range = try duration(args, 2)
+            return [Self.vector(store.evaluate(.quantileOverTime(q), selector, range: range, at: clock.now()))]
+        }
+        add("predict_linear") { [unowned self] args in
+            let selector = try selector(args, 0)
+            let range = try duration(args, 1)
+            let seconds = try args.number(2)
+            return [Self.vector(store.evaluate(.predictLinear(seconds: seconds), selector, range: range, at: clock.now()))]
+        }
+        for operation in Self.aggregations {
+            add(operation.rawValue) { args in
+                let vector = try Self.readVector(args, 0)
+                let grouping = try Self.grouping(args, 1)
+                return [Self.vector(Aggregation.apply(operation, vector, grouping: grouping))]
+            }
+        }
+        for operation in [AggregationOperator.topk, .bottomk] {
+            add(operation.rawValue) { args in
+                let k = try args.number(0)
+                let vector = try Self.readVector(args, 1)
+                let grouping = try Self.grouping(args, 2)
+                return [Self.vector(Aggregation.apply(operation, vector, grouping: grouping, parameter: k))]
+            }
+        }
+        return .table(table)
+    }
+
+    // MARK: Arguments
+
+    private func selector(_ args: LuaArguments, _ index: Int) throws -> SeriesSelector {
+        let text = try args.string(index)
+        if let cached = selectors[text] { return cached }
+        do {
+            let parsed = try SeriesSelector(parsing: text)
+            if selectors.count > 1024 { selectors.removeAll() }
+            selectors[text] = parsed
+            return parsed
+        } catch let error as VigilError {
+            throw args.badArgument(index, error.message)
+        }
+    }
+
+    private func duration(_ args: LuaArguments, _ index: Int) throws -> Int64 {
+        let value = args[index]
+        if let seconds = value.doubleValue, seconds > 0 { return Int64(seconds * 1000) }
+        if let text = value.stringValue, let ms = DurationParser.milliseconds(text), ms > 0 { return ms }
+        throw args.badArgument(index, "duration such as \"5m\" or seconds expected, got \(value.isNil ? "nil" : LuaFormat.describe(value))")
+    }
+
+    static func grouping(_ args: LuaArguments, _ index: Int) throws -> Grouping {
+        guard let options = try args.optionalTable(index) else { return .all }
+        func names(_ key: String) throws -> Set<String>? {
+            let value = options[key]
+            if value.isNil { return nil }
+            guard let items = value.arrayValue else { throw args.badArgument(index, "'\(key)' must be a list of label names") }
+            return Set(items.compactMap(\.stringValue))
+        }
+        if let by = try names("by") { return .by(by) }
+        if let without = try names("without") { return .without(without) }
+        return .all
+    }
+
+    // MARK: Conversions
+
+    static func labelsTable(_ labels: Labels) -> LuaValue {
+        var table: [LuaValue: LuaValue] = [:]
+        for label in labels where label.name != Labels.metricName {
+            table[.string(label.name)] = .string(label.value)
+        }
+        return .table(table)
+    }
+
+    static func vector(_ samples: [VectorSample]) -> LuaValue {
+        .array(samples.sorted { $0.labels < $1.labels }.map { sample in
+            var element: [LuaValue: LuaValue] = ["labels": labelsTable(sample.labels), "value": .number(sample.value)]
+            if let name = sample.labels.name { element["name"] = .string(name) }
+            return .table(element)
+        })
+    }
+
+    static func readVector(_ args: LuaArguments, _ index: Int) throws -> [VectorSample] {
+        guard let items = args[index].arrayValue else { throw args.badArgument(index, expected: "vector (table)") }
+        return try items.map { item in
+            guard let value = item["value"].doubleValue else {
+                throw args.badArgument(index, "every element needs a numeric 'value'")
+            }
+            var pairs: [Label] = []
+            if let labels = item["labels"].tableValue {
+                for (key, value) in labels {
+                    if let k = key.stringValue, let v = value.stringValue { pairs.append(Label(k, v)) }
+                }
+            }
+            if let name = item["name"].stringValue { pairs.append(Label(Labels.metricName, name)) }
+            return VectorSample(labels: Labels(pairs), value: value)
+        }
+    }
+}
+
+extension Dictionary where Key == LuaValue, Value == LuaValue {
+    subscript(key: String) -> LuaValue? {
+        get { self[LuaValue.string(key)] }
+        set { self[LuaValue.string(key)] = newValue }
+    }
+}

@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import Logging
+import VigilCore
+
+@main
+struct VigilCommand: AsyncParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "vigil",
+        abstract: "Monitoring, alerting and task allocation for shared GPU hosts.",
+        discussion: """
+            Collectors sample the host into an in-memory store; Lua scripts query it. Start with
+            `vigil serve` (metrics on http://127.0.0.1:9477/metrics) or explore with `vigil eval`.
+            """,
+        version: version,
+        subcommands: [ServeCommand.self, CollectCommand.self, EvalCommand.self]
+    )
+}
+
+/// Options every command shares.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Configuration file (YAML). Without one, embedded defaults are used.", valueName: "file"))
+    var config: String?
+
+    @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+    }
+
+    /// The configuration: embedded defaults, overridden by the file when one is given.
+    func loadConfiguration() throws -> VigilConfiguration {
+        guard let config else { return VigilConfiguration() }
+        do {
+            return try ConfigurationLoader.load(path: config)
+        } catch let error as VigilError {
+            throw ValidationError(error.description)
+        }
+    }
+
+    /// Sets up logging once per process (swift-log allows one bootstrap) and returns the root logger.
+    func makeLogger() -> Logger {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingBootstrap.once(level: level)
+        var logger = Logger(label: "vigil")
+        logger.logLevel = level
+        return logger
+    }
+}
+
+enum LoggingBootstrap {
+    nonisolated(unsafe) private static var done = false
+
+    static func once(level: Logger.Level) {
+        guard !done else { return }
+        done = true
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+}
