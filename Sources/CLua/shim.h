@@ -63,7 +63,11 @@ typedef struct clua_sandbox {
     int64_t deadline_ns;    /* CLOCK_MONOTONIC deadline of this call; 0 = none */
     int64_t deadline_ms;    /* the configured deadline, for the message */
     int max_depth;          /* nested Lua calls allowed; 0 = no limit */
+    int where_line;         /* line last seen by the hook in this call (for memory errors) */
+    char where_source[LUA_IDSIZE]; /* its chunk */
 } clua_sandbox;
+
+static inline const char *clua_sandbox_where_source(const clua_sandbox *sb) { return sb->where_source; }
 
 static inline int64_t clua_monotonic_ns(void) {
     struct timespec ts;
@@ -118,8 +122,12 @@ static inline void clua_limit_exceeded(lua_State *L, clua_sandbox *sb, int which
 }
 
 static inline void clua_count_hook(lua_State *L, lua_Debug *ar) {
-    (void)ar;
     clua_sandbox *sb = clua_sandbox_of(L);
+    /* Remember where the call is: a memory error unwinds without a message handler. */
+    if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0) {
+        sb->where_line = ar->currentline;
+        memcpy(sb->where_source, ar->short_src, LUA_IDSIZE);
+    }
     if (sb->limit_hit == CLUA_LIMIT_INSTRUCTIONS || sb->limit_hit == CLUA_LIMIT_DEADLINE ||
         sb->limit_hit == CLUA_LIMIT_CALL_DEPTH) {
         clua_limit_exceeded(L, sb, sb->limit_hit);
@@ -154,6 +162,8 @@ static inline void clua_sandbox_arm(lua_State *L, int64_t budget, int64_t deadli
     sb->deadline_ms = deadline_ms;
     sb->deadline_ns = deadline_ms > 0 ? clua_monotonic_ns() + deadline_ms * 1000000LL : 0;
     sb->max_depth = max_depth;
+    sb->where_line = 0;
+    sb->where_source[0] = '\0';
     lua_sethook(L, clua_count_hook, LUA_MASKCOUNT, CLUA_HOOK_STEP);
 }
 

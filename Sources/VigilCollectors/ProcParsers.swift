@@ -160,7 +160,7 @@ public enum ProcParsers {
     static let ignoredFilesystemTypes: Set<String> = [
         "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts", "devtmpfs", "fusectl",
         "hugetlbfs", "iso9660", "mqueue", "nsfs", "overlay", "proc", "procfs", "pstore", "rpc_pipefs", "securityfs",
-        "selinuxfs", "squashfs", "sysfs", "tracefs", "tmpfs_pseudo",
+        "selinuxfs", "squashfs", "sysfs", "tracefs",
     ]
 
     /// Real filesystems of `/proc/mounts`: pseudo filesystems and `/dev`, `/proc`, `/sys`,

@@ -52,7 +52,8 @@ function print(...)
   local n = select("#", ...)
   local parts = {}
   for i = 1, n do parts[i] = tostring((select(i, ...))) end
-  write(concat(parts, "\t"))
+  local refused = write(concat(parts, "\t"))
+  if refused then error(refused, 2) end
 end
 
 function require(name)

@@ -26,6 +26,8 @@ public final class LuaState {
     private let sandbox: UnsafeMutablePointer<clua_sandbox>
     private var hostBoxes: [ObjectIdentifier: Unmanaged<HostBox>] = [:]
     private var modules: [(String, LuaValue)] = []
+    /// Chunk names loaded so far: Lua shortens long ones to `...tail` in messages; we restore them.
+    private var chunkNames: Set<String> = []
     private var outputUsed = 0
     private var outputExceeded = false
     private let logger: Logger
@@ -203,7 +205,7 @@ public final class LuaState {
             self.outputUsed += line.utf8.count + 1
             if self.outputUsed > self.limits.outputBytes {
                 self.outputExceeded = true
-                throw LuaHostError("output limit exceeded (\(self.limits.outputBytes) bytes of print output per call)")
+                return [.string("output limit exceeded (\(self.limits.outputBytes) bytes of print output per call)")]
             }
             self.printHandler(line)
             return []
@@ -220,7 +222,7 @@ public final class LuaState {
         unfailing {
             clua_push_traceback_handler(L)
         }
-        try pushChunk(LuaSandboxPrelude.source, chunkName: "=vigil.sandbox")
+        try pushChunk(LuaSandboxPrelude.source, chunkName: "=" + LuaState.preludeChunk)
         unfailing {
             lua_getfield(L, clua_registryindex(), "_LOADED")
             push(.hostFunction(write))
@@ -276,6 +278,7 @@ public final class LuaState {
 
     private func pushChunk(_ source: String, chunkName: String) throws {
         let chunk = chunkName.hasPrefix("=") || chunkName.hasPrefix("@") ? chunkName : "@" + chunkName
+        chunkNames.insert(String(chunk.dropFirst()))
         let status = unfailing {
             var bytes = Array(source.utf8)
             return bytes.withUnsafeMutableBufferPointer { buffer in
@@ -311,6 +314,10 @@ public final class LuaState {
         if status == LUA_ERRMEM || (hit == CLUA_LIMIT_MEMORY && text.contains("not enough memory")) {
             var error = makeError(kind: .memoryLimit, text: text)
             error.message = "memory limit exceeded (\(limits.memoryBytes) bytes per state)"
+            if error.line == nil, sandbox.pointee.where_line > 0 {
+                error.script = String(cString: clua_sandbox_where_source(sandbox))
+                error.line = Int(sandbox.pointee.where_line)
+            }
             unfailing { clua_gc_collect(L) }
             if limits.memoryBytes > 0 && memoryUsed > limits.memoryBytes / 4 * 3 { needsReset = true }
             return error
@@ -350,7 +357,30 @@ public final class LuaState {
                 }
             }
         }
-        return LuaError(kind: kind, script: script ?? name, line: line, message: message, traceback: traceback)
+        // Errors raised inside the sandbox's own Lua (refused functions, require) belong to the
+        // user's frame below it; after a tail call that frame is gone and only the script is known.
+        if script == LuaState.preludeChunk {
+            script = nil
+            line = nil
+            for frame in (traceback ?? "").split(separator: "\n").dropFirst() {
+                let trimmed = frame.trimmingCharacters(in: .whitespaces)
+                if trimmed.hasPrefix("[C]") || trimmed.hasPrefix(LuaState.preludeChunk) { continue }
+                if let (file, number, _) = LuaState.splitPosition(trimmed) {
+                    script = file
+                    line = number
+                    break
+                }
+            }
+        }
+        return LuaError(kind: kind, script: restoreChunkName(script ?? name), line: line, message: message, traceback: traceback)
+    }
+
+    static let preludeChunk = "vigil.sandbox"
+
+    private func restoreChunkName(_ shown: String) -> String {
+        guard shown.hasPrefix("...") else { return shown }
+        let tail = shown.dropFirst(3)
+        return chunkNames.first { $0.hasSuffix(tail) } ?? shown
     }
 
     /// `path:12: rest` → (path, 12, rest).

@@ -57,15 +57,15 @@ final class QueryFunctions {
         func add(_ name: String, _ body: @escaping (LuaArguments) throws -> [LuaValue]) {
             table[.string(name)] = .hostFunction(LuaHostFunction(name, body))
         }
-        add("last") { [unowned self] args in
+        add("last") { [self] args in
             let selector = try selector(args, 0)
             return [Self.vector(store.instant(selector, at: clock.now()))]
         }
-        add("series") { [unowned self] args in
+        add("series") { [self] args in
             let selector = try selector(args, 0)
             return [.array(store.select(selector).map { Self.labelsTable($0.labels) })]
         }
-        add("metric_names") { [unowned self] _ in
+        add("metric_names") { [self] _ in
             let names = Set(store.snapshot(at: clock.now()).map(\.name))
             return [.array(names.sorted().map { .string($0) })]
         }
@@ -74,19 +74,19 @@ final class QueryFunctions {
             return [items[0]["value"]]
         }
         for (name, function) in Self.windowFunctions {
-            add(name) { [unowned self] args in
+            add(name) { [self] args in
                 let selector = try selector(args, 0)
                 let range = try duration(args, 1)
                 return [Self.vector(store.evaluate(function, selector, range: range, at: clock.now()))]
             }
         }
-        add("quantile_over_time") { [unowned self] args in
+        add("quantile_over_time") { [self] args in
             let q = try args.number(0)
             let selector = try selector(args, 1)
             let range = try duration(args, 2)
             return [Self.vector(store.evaluate(.quantileOverTime(q), selector, range: range, at: clock.now()))]
         }
-        add("predict_linear") { [unowned self] args in
+        add("predict_linear") { [self] args in
             let selector = try selector(args, 0)
             let range = try duration(args, 1)
             let seconds = try args.number(2)

@@ -1,0 +1,82 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+import VigilCore
+import VigilStore
+@testable import VigilCollectors
+
+private struct Failing: Collector {
+    let name = "failing"
+    struct Broken: Error {}
+    func collect() throws -> SampleBatch { throw Broken() }
+}
+
+private struct Hanging: Collector {
+    let name = "hanging"
+    func collect() throws -> SampleBatch {
+        Thread.sleep(forTimeInterval: 1.5)
+        return SampleBatch()
+    }
+}
+
+private final class Counting: Collector {
+    let name = "counting"
+    let runs = Mutex(0)
+    func collect() throws -> SampleBatch {
+        let n = runs.withLock { $0 += 1; return $0 }
+        var batch = SampleBatch()
+        batch.gauge("test_runs", "Runs so far.", [:], Double(n))
+        // A series that only exists in the first round.
+        if n == 1 { batch.gauge("test_once", "Present in the first round only.", [:], 1) }
+        return batch
+    }
+}
+
+@Suite("collector scheduler")
+struct CollectorSchedulerTests {
+    @Test("a collector that throws or hangs does not stop the others")
+    func isolation() async throws {
+        let store = MetricStore()
+        let counting = Counting()
+        let scheduler = CollectorScheduler(
+            collectors: [
+                ScheduledCollector(counting, interval: 100, timeout: 1000),
+                ScheduledCollector(Failing(), interval: 100, timeout: 1000),
+                ScheduledCollector(Hanging(), interval: 100, timeout: 150),
+            ],
+            store: store, clock: SystemWallClock(), logger: Logger(label: "test")
+        )
+        let task = Task { try await scheduler.run() }
+        try await Task.sleep(for: .milliseconds(1200))
+        task.cancel()
+        _ = try? await task.value
+
+        let runs = counting.runs.withLock { $0 }
+        #expect(runs >= 8, "the healthy collector kept its 100 ms cadence (\(runs) runs in 1.2 s)")
+        let (_, errors) = scheduler.counts()
+        #expect((errors["failing"] ?? 0) >= 8)
+        #expect((errors["hanging"] ?? 0) >= 5, "timeouts and overruns are counted")
+        #expect(errors["counting"] == nil)
+        let now = SystemWallClock().now()
+        let failingErrors = store.instant(try SeriesSelector(parsing: #"vigil_collector_errors_total{collector="failing"}"#), at: now)
+        #expect((failingErrors.first?.value ?? 0) >= 8)
+        let success = store.instant(try SeriesSelector(parsing: #"vigil_collector_success{collector="hanging"}"#), at: now)
+        #expect(success.first?.value == 0)
+        #expect(store.metadata("vigil_collector_errors_total")?.kind == .counter)
+    }
+
+    @Test("samples are stamped with the tick; a series that vanishes is marked stale")
+    func ticksAndStaleness() async throws {
+        let store = MetricStore()
+        let scheduler = CollectorScheduler(collectors: [ScheduledCollector(Counting(), interval: 1000, timeout: 1000)],
+                                           store: store, clock: SystemWallClock(), logger: Logger(label: "test"))
+        await scheduler.collectOnce(at: 1_000_000)
+        #expect(store.instant(SeriesSelector(name: "test_once"), at: 1_000_500).map(\.value) == [1])
+        await scheduler.collectOnce(at: 1_001_000)
+        #expect(store.instant(SeriesSelector(name: "test_once"), at: 1_001_500).isEmpty)
+        let samples = store.range(SeriesSelector(name: "test_runs"), after: 0, through: 2_000_000)
+        #expect(samples.first?.samples == [Sample(1_000_000, 1), Sample(1_001_000, 2)])
+        #expect(store.metadata("test_runs") == MetricMetadata(kind: .gauge, help: "Runs so far."))
+    }
+}

@@ -1,0 +1,1 @@
+return "outside the rules folder"
