@@ -101,7 +101,7 @@ let package = Package(
         .testTarget(name: "VigilStoreTests", dependencies: ["VigilStore", "VigilCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "VigilRulesTests",
-            dependencies: ["VigilRules", "VigilLua", "VigilStore", "VigilCore"],
+            dependencies: ["VigilRules", "VigilLua", "VigilStore", "VigilCore", "VigilCollectors"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -114,6 +114,12 @@ let package = Package(
             name: "VigilCollectorsTests",
             dependencies: ["VigilCollectors", "VigilStore", "VigilCore"],
             resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
+        // The executable end to end: a real `vigil` process, real sockets, real signals.
+        .testTarget(
+            name: "vigilTests",
+            dependencies: ["vigil", "VigilCore"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,67 @@
+import Testing
+import VigilCore
+@testable import vigil
+
+@Suite("configuration file")
+struct ConfigurationLoaderTests {
+    @Test("every key overrides its default")
+    func full() throws {
+        let configuration = try ConfigurationLoader.parse("""
+            listen: 0.0.0.0:9500
+            data_dir: /var/lib/vigil
+            rules_dir: /etc/vigil/rules
+            store:
+              retention: 12h
+              lookback: 2m
+            lua:
+              memory: 16MiB
+              instructions: 500000
+              deadline: 100ms
+              output: 4KiB
+              call_depth: 500
+            collectors:
+              interval: 2s
+              timeout: 1s
+              procfs: { interval: 5s }
+              net: { enabled: false }
+            """, file: "vigil.yml")
+        #expect(configuration.listen == ListenAddress(host: "0.0.0.0", port: 9500))
+        #expect(configuration.dataDirectory == "/var/lib/vigil")
+        #expect(configuration.store.retentionMilliseconds == 12 * 3_600_000)
+        #expect(configuration.store.lookbackMilliseconds == 120_000)
+        #expect(configuration.lua.memoryBytes == 16 << 20)
+        #expect(configuration.lua.instructions == 500_000)
+        #expect(configuration.lua.deadlineMilliseconds == 100)
+        #expect(configuration.lua.outputBytes == 4096)
+        #expect(configuration.lua.callDepth == 500)
+        #expect(configuration.collectors.settings(for: "procfs").intervalMilliseconds == 5000)
+        #expect(configuration.collectors.settings(for: "procfs").timeoutMilliseconds == 1000)
+        #expect(configuration.collectors.settings(for: "net").enabled == false)
+        #expect(configuration.collectors.settings(for: "vigil").intervalMilliseconds == 2000)
+    }
+
+    @Test("an empty file means the embedded defaults")
+    func empty() throws {
+        #expect(try ConfigurationLoader.parse("", file: "vigil.yml") == VigilConfiguration())
+        #expect(VigilConfiguration().listen.description == "127.0.0.1:9477")
+    }
+
+    @Test("mistakes name the file, the line and the key", arguments: [
+        ("listen: 127.0.0.1:9477\nretension: 24h\n", "vigil.yml:2:12: unknown key 'retension'"),
+        ("lua:\n  memroy: 8MiB\n", "vigil.yml:2:11: unknown key 'memroy' in lua"),
+        ("store:\n  retention: forever\n", "vigil.yml:2:14: store.retention must be a duration"),
+        ("collectors:\n  procfs:\n    interval: 0s\n", "vigil.yml:3:15: collectors.procfs.interval must be longer than 0"),
+        ("listen: nowhere\n", "vigil.yml:1:9: listen must be HOST:PORT"),
+        ("lua: [1, 2]\n", "vigil.yml:1:6: lua must be a mapping"),
+        ("lua:\n  memory: lots\n", "vigil.yml:2:11: lua.memory must be a size"),
+        ("a: [unclosed\n", "vigil.yml: not valid YAML"),
+    ])
+    func mistakes(text: String, message: String) {
+        do {
+            _ = try ConfigurationLoader.parse(text, file: "vigil.yml")
+            Issue.record("accepted: \(text)")
+        } catch {
+            #expect("\(error)".hasPrefix(message), "\(error)")
+        }
+    }
+}

@@ -1,0 +1,169 @@
+import Foundation
+import Testing
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The built `vigil` executable, next to the test bundle.
+private func vigilExecutable() throws -> URL {
+    let bundleDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for candidate in [bundleDirectory, bundleDirectory.deletingLastPathComponent()] {
+        let url = candidate.appendingPathComponent("vigil")
+        if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+    }
+    throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: bundleDirectory.appendingPathComponent("vigil").path])
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+private func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+    }
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+private struct Finished {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+private func run(_ arguments: [String], timeout: TimeInterval = 60) throws -> Finished {
+    let process = Process()
+    process.executableURL = try vigilExecutable()
+    process.arguments = arguments
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return Finished(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                    stderr: String(decoding: stderr, as: UTF8.self))
+}
+
+private func get(_ url: String) async -> (Int, String, String)? {
+    guard let (data, response) = try? await URLSession.shared.data(from: URL(string: url)!),
+          let http = response as? HTTPURLResponse else { return nil }
+    return (http.statusCode, http.value(forHTTPHeaderField: "Content-Type") ?? "", String(decoding: data, as: UTF8.self))
+}
+
+@Suite("vigil, the executable", .serialized)
+struct DaemonEndToEndTests {
+    @Test("vigil serve answers /healthz and /metrics on loopback and stops cleanly on SIGTERM")
+    func serve() async throws {
+        let port = freePort()
+        let process = Process()
+        process.executableURL = try vigilExecutable()
+        process.arguments = ["serve", "--listen", "127.0.0.1:\(port)"]
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+
+        var health: (Int, String, String)?
+        for _ in 0..<100 {
+            health = await get("http://127.0.0.1:\(port)/healthz")
+            if health != nil { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(health?.0 == 200)
+        // Two collection rounds, so counters have two samples.
+        try await Task.sleep(for: .milliseconds(2200))
+        let metrics = try #require(await get("http://127.0.0.1:\(port)/metrics"))
+        #expect(metrics.0 == 200)
+        #expect(metrics.1 == "text/plain; version=0.0.4; charset=utf-8")
+        for family in ["node_cpu_seconds_total", "node_memory_MemAvailable_bytes", "node_load1", "node_network_receive_bytes_total",
+                       "node_filesystem_avail_bytes", "node_disk_read_bytes_total", "node_tcp_connection_states",
+                       "vigil_collector_duration_seconds", "vigil_collector_errors_total", "vigil_store_series",
+                       "vigil_store_samples_appended_total", "vigil_store_memory_bytes"] {
+            #expect(metrics.2.contains("\n# TYPE \(family) ") || metrics.2.hasPrefix("# HELP \(family) "), "missing \(family)")
+        }
+        #expect(metrics.2.hasSuffix("\n"))
+        #expect(metrics.2.contains("# TYPE node_cpu_seconds_total counter"))
+        #expect(metrics.2.contains("vigil_collector_errors_total{collector=\"procfs\"} 0"))
+        let missing = await get("http://127.0.0.1:\(port)/nothing")
+        #expect(missing?.0 == 404)
+
+        process.interrupt()   // SIGINT; SIGTERM behaves the same
+        let deadline = Date().addingTimeInterval(15)
+        while process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(!process.isRunning, "the daemon stops within 15 s")
+        #expect(process.terminationStatus == 0)
+        let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(log.contains("vigil stopped"), "\(log)")
+    }
+
+    @Test("vigil eval prints the value; an error goes to stderr with file:line and exit status 1")
+    func eval() throws {
+        let ok = try run(["eval", "--rounds", "1", "return vigil.query.scalar(vigil.query.last('node_load1')) >= 0, 6 * 7"])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(ok.stdout == "true\n42\n")
+
+        let script = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-eval-\(UUID().uuidString).lua")
+        try "local x = 1\nlocal y = nil + x\nreturn y\n".write(to: script, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: script) }
+        let failed = try run(["eval", "--rounds", "0", "--file", script.path])
+        #expect(failed.status == 1)
+        #expect(failed.stdout.isEmpty)
+        #expect(failed.stderr.contains("\(script.path):2: attempt to perform arithmetic on a nil value"), "\(failed.stderr)")
+        #expect(failed.stderr.contains("stack traceback:"))
+
+        let syntax = try run(["eval", "--rounds", "0", "return )"])
+        #expect(syntax.status == 1)
+        #expect(syntax.stderr.contains("eval:1: unexpected symbol near ')'"), "\(syntax.stderr)")
+
+        let limited = try run(["eval", "--rounds", "0", "while true do end"])
+        #expect(limited.status == 1)
+        #expect(limited.stderr.contains("instruction limit exceeded"))
+
+        let json = try run(["eval", "--rounds", "0", "--json", "return {a = 1, b = {2, 3}}"])
+        let decoded = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect(decoded?["a"] as? Int == 1)
+        #expect(decoded?["b"] as? [Int] == [2, 3])
+    }
+
+    @Test("vigil collect --once prints Prometheus text or JSON")
+    func collect() throws {
+        let text = try run(["collect", "--once"])
+        #expect(text.status == 0)
+        #expect(text.stdout.contains("# TYPE node_load1 gauge\nnode_load1 "))
+        let json = try run(["collect", "--once", "--format", "json"])
+        #expect(json.status == 0)
+        let elements = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+        #expect(elements.contains { $0["name"] as? String == "node_cpu_seconds_total" && $0["type"] as? String == "counter" })
+    }
+
+    @Test("a bad configuration file is refused with file, line and key")
+    func badConfiguration() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-\(UUID().uuidString).yml")
+        try "listen: 127.0.0.1:9477\nlua:\n  memroy: 8MiB\n".write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let result = try run(["serve", "--config", file.path])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("\(file.path):3:11: unknown key 'memroy' in lua"), "\(result.stderr)")
+    }
+
+    @Test("--version and --help")
+    func help() throws {
+        let version = try run(["--version"])
+        #expect(version.stdout == "0.1.0\n")
+        for command in ["serve", "collect", "eval"] {
+            let help = try run([command, "--help"])
+            #expect(help.status == 0)
+            #expect(help.stdout.contains("USAGE: vigil \(command)"))
+        }
+    }
+}
