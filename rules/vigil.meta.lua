@@ -24,6 +24,9 @@ vigil.query = {}
 ---@return VigilVector
 function vigil.query.last(selector) end
 ---@param selector string
+---@return number?
+function vigil.query.value(selector) end
+---@param selector string
 ---@return table<string, string>[]
 function vigil.query.series(selector) end
 ---@return string[]

@@ -9,6 +9,11 @@ public struct LuaString: Hashable, Sendable, ExpressibleByStringLiteral, CustomS
     /// The text, with invalid UTF-8 repaired.
     public var string: String { String(decoding: bytes, as: UTF8.self) }
     public var description: String { string }
+
+    // The bytes hashed as one buffer (the synthesized hash feeds them one at a time).
+    public func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
 }
 
 /// A reference to a Lua value (usually a function) kept in the registry of the state that made it.
@@ -19,7 +24,7 @@ public struct LuaReference: Hashable, Sendable {
 }
 
 /// A value crossing between Swift and Lua. Integers and floats stay apart as in Lua 5.4.
-public indirect enum LuaValue: Hashable, Sendable {
+public enum LuaValue: Hashable, Sendable {
     case `nil`
     case boolean(Bool)
     case integer(Int64)

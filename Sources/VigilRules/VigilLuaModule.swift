@@ -39,13 +39,15 @@ final class QueryFunctions {
     ]
     static let aggregations: [AggregationOperator] = [.sum, .avg, .min, .max, .count, .stddev, .stdvar]
     static var names: [String] {
-        ["last", "series", "metric_names", "scalar", "quantile_over_time", "predict_linear", "topk", "bottomk"]
+        ["last", "value", "series", "metric_names", "scalar", "quantile_over_time", "predict_linear", "topk", "bottomk"]
             + windowFunctions.map(\.0) + aggregations.map(\.rawValue)
     }
 
     let store: MetricStore
     let clock: any WallClock
-    private var selectors: [String: SeriesSelector] = [:]
+    /// Parsed selectors and the series they matched, by selector text, valid while the store's
+    /// series generation is unchanged: a rule's repeated query costs one string hash.
+    private var selections: [String: (selector: SeriesSelector, generation: Int, refs: [SeriesRef])] = [:]
 
     init(store: MetricStore, clock: any WallClock) {
         self.store = store
@@ -58,12 +60,15 @@ final class QueryFunctions {
             table[.string(name)] = .hostFunction(LuaHostFunction(name, body))
         }
         add("last") { [self] args in
-            let selector = try selector(args, 0)
-            return [Self.vector(store.instant(selector, at: clock.now()))]
+            [Self.vector(store.instant(try series(args, 0), at: clock.now()))]
+        }
+        add("value") { [self] args in
+            let refs = try series(args, 0)
+            guard refs.count == 1, let value = store.lastValue(refs[0], at: clock.now()) else { return [.nil] }
+            return [.number(value)]
         }
         add("series") { [self] args in
-            let selector = try selector(args, 0)
-            return [.array(store.select(selector).map { Self.labelsTable($0.labels) })]
+            [.array(try series(args, 0).map { Self.labelsTable($0.labels) })]
         }
         add("metric_names") { [self] _ in
             let names = Set(store.snapshot(at: clock.now()).map(\.name))
@@ -75,22 +80,22 @@ final class QueryFunctions {
         }
         for (name, function) in Self.windowFunctions {
             add(name) { [self] args in
-                let selector = try selector(args, 0)
+                let refs = try series(args, 0)
                 let range = try duration(args, 1)
-                return [Self.vector(store.evaluate(function, selector, range: range, at: clock.now()))]
+                return [Self.vector(store.evaluate(function, refs, range: range, at: clock.now()))]
             }
         }
         add("quantile_over_time") { [self] args in
             let q = try args.number(0)
-            let selector = try selector(args, 1)
+            let refs = try series(args, 1)
             let range = try duration(args, 2)
-            return [Self.vector(store.evaluate(.quantileOverTime(q), selector, range: range, at: clock.now()))]
+            return [Self.vector(store.evaluate(.quantileOverTime(q), refs, range: range, at: clock.now()))]
         }
         add("predict_linear") { [self] args in
-            let selector = try selector(args, 0)
+            let refs = try series(args, 0)
             let range = try duration(args, 1)
             let seconds = try args.number(2)
-            return [Self.vector(store.evaluate(.predictLinear(seconds: seconds), selector, range: range, at: clock.now()))]
+            return [Self.vector(store.evaluate(.predictLinear(seconds: seconds), refs, range: range, at: clock.now()))]
         }
         for operation in Self.aggregations {
             add(operation.rawValue) { args in
@@ -112,17 +117,26 @@ final class QueryFunctions {
 
     // MARK: Arguments
 
-    private func selector(_ args: LuaArguments, _ index: Int) throws -> SeriesSelector {
+    /// The series the selector in argument `index` matches now.
+    private func series(_ args: LuaArguments, _ index: Int) throws -> [SeriesRef] {
         let text = try args.string(index)
-        if let cached = selectors[text] { return cached }
+        let generation = store.seriesGeneration
+        if let cached = selections[text] {
+            if cached.generation == generation { return cached.refs }
+            let refs = store.select(cached.selector)
+            selections[text] = (cached.selector, generation, refs)
+            return refs
+        }
+        let selector: SeriesSelector
         do {
-            let parsed = try SeriesSelector(parsing: text)
-            if selectors.count > 1024 { selectors.removeAll() }
-            selectors[text] = parsed
-            return parsed
+            selector = try SeriesSelector(parsing: text)
         } catch let error as VigilError {
             throw args.badArgument(index, error.message)
         }
+        if selections.count >= 1024 { selections.removeAll(keepingCapacity: true) }
+        let refs = store.select(selector)
+        selections[text] = (selector, generation, refs)
+        return refs
     }
 
     private func duration(_ args: LuaArguments, _ index: Int) throws -> Int64 {

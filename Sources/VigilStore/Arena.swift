@@ -81,35 +81,51 @@ struct BitWriter {
     }
 }
 
-/// Reads bits MSB-first; past the end it reads zeros.
+/// Reads bits MSB-first. After the last byte comes `tail` (the open chunk's pending bits), then zeros.
 struct BitReader {
     private let base: UnsafePointer<UInt8>
     private let end: Int
+    private let tail: UInt8
     private var position = 0
     private var cache: UInt64 = 0
     private var cacheBits = 0
 
-    init(_ base: UnsafePointer<UInt8>, count: Int) {
+    init(_ base: UnsafePointer<UInt8>, count: Int, tail: UInt8 = 0) {
         self.base = base
         self.end = count
+        self.tail = tail
     }
 
     @inline(__always)
-    mutating func read(_ n: Int) -> UInt64 {
-        if n > 56 {
-            let high = read(n - 32)
-            return (high << 32) | read(32)
-        }
-        while cacheBits < n {
-            let byte: UInt64 = position < end ? UInt64(base[position]) : 0
+    private mutating func refill() {
+        while cacheBits <= 56 {
+            let byte: UInt64
+            if position < end { byte = UInt64(base[position]) } else if position == end { byte = UInt64(tail) } else { byte = 0 }
             position += 1
             cache = (cache &<< 8) | byte
             cacheBits += 8
         }
+    }
+
+    @inline(__always)
+    mutating func read(_ n: Int) -> UInt64 {
+        if n > 56 { return readWide(n) }
+        if cacheBits < n { refill() }
         cacheBits -= n
         return (cache &>> UInt64(cacheBits)) & ((1 &<< UInt64(n)) &- 1)
     }
 
+    /// More than 56 bits: two reads (kept out of line so `read` inlines).
+    @inline(never)
+    private mutating func readWide(_ n: Int) -> UInt64 {
+        let high = read(n - 32)
+        return (high << 32) | read(32)
+    }
+
     @inline(__always)
-    mutating func readBit() -> Bool { read(1) == 1 }
+    mutating func readBit() -> Bool {
+        if cacheBits == 0 { refill() }
+        cacheBits -= 1
+        return (cache &>> UInt64(cacheBits)) & 1 == 1
+    }
 }

@@ -6,11 +6,15 @@ import VigilCore
 /// `0` | `10`+7 | `110`+14 | `1110`+20 | `1111`+64 bits (Gorilla's idea with millisecond buckets).
 ///
 /// Values: most metrics are decimals with few digits (°C, %, MHz, bytes, milliwatts as watts). When
-/// a value is exactly `m / 10^k` for an integer `m` and `k ≤ 9`, the chunk is in *decimal mode*:
-/// the first value is `0` + k (4 bits) + zig-zag `m` with a 6-bit length, then each value is the
-/// delta of `m` in buckets `0` | `10`+6 | `110`+13 | `1110`+20 | `11110`+64 bits. `11111` escapes:
-/// then `0` + 4 bits rescales to a larger `k`, `1` switches to *XOR mode* for the rest of the chunk.
-/// A chunk that starts with a value no decimal fits starts with `1` + 64 raw bits in XOR mode:
+/// a value is exactly `m / 10^k` for an integer `m` and `k ≤ 9`, the chunk is in *decimal mode*.
+/// Its first value is `0`, one bit for the order, k (4 bits) and zig-zag `m` with a 6-bit length.
+/// Each later value is a residual: `m` minus the previous `m` (first order, for gauges), or minus
+/// the previous `m` and the previous change (second order, for counters that grow steadily). Which
+/// order a chunk uses is chosen from what both would have cost in the series' previous chunk.
+/// Residuals use an adaptive width, like Gorilla's reuse of an XOR window: `0` is zero, `10` + W bits
+/// reuses the current width, `110` + 6 bits + W' bits sets a new width; `111` escapes, followed by
+/// `0` + 4 bits (rescale to a larger k) or `1` + 64 raw bits (switch to XOR mode for the rest of the
+/// chunk). A chunk whose first value no decimal fits starts with `1` + 64 raw bits in XOR mode:
 /// Gorilla's XOR of successive IEEE-754 values with leading/trailing zero windows.
 enum ChunkCodec {
     static let samplesPerChunk = 240
@@ -48,6 +52,51 @@ enum ChunkCodec {
     static func fits(_ value: Int64, bits n: Int) -> Bool {
         value >= -((Int64(1) << (n - 1)) - 1) && value <= (Int64(1) << (n - 1))
     }
+
+    @inline(__always)
+    static func zigzag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
+
+    @inline(__always)
+    static func unzigzag(_ value: UInt64) -> Int64 { Int64(bitPattern: value >> 1) ^ -Int64(bitPattern: value & 1) }
+
+    @inline(__always)
+    static func bitLength(_ value: UInt64) -> Int { 64 - value.leadingZeroBitCount }
+}
+
+extension BitWriter {
+    /// A timestamp delta-of-delta in its bucket.
+    @inline(__always)
+    mutating func writeTimestampDelta(_ dod: Int64, to arena: Arena) {
+        let raw = UInt64(bitPattern: dod)
+        if dod == 0 {
+            write(0, 1, to: arena)
+        } else if ChunkCodec.fits(dod, bits: 7) {
+            write(0b10, 2, to: arena); write(raw, 7, to: arena)
+        } else if ChunkCodec.fits(dod, bits: 14) {
+            write(0b110, 3, to: arena); write(raw, 14, to: arena)
+        } else if ChunkCodec.fits(dod, bits: 20) {
+            write(0b1110, 4, to: arena); write(raw, 20, to: arena)
+        } else {
+            write(0b1111, 4, to: arena); write(raw, 64, to: arena)
+        }
+    }
+}
+
+extension BitReader {
+    /// A timestamp delta-of-delta whose first bit (1: not zero) has been read.
+    mutating func readTimestampDeltaAfterFirstBit() -> Int64 {
+        if !readBit() { return ChunkCodec.signExtend(read(7), bits: 7) }
+        if !readBit() { return ChunkCodec.signExtend(read(14), bits: 14) }
+        if !readBit() { return ChunkCodec.signExtend(read(20), bits: 20) }
+        return Int64(bitPattern: read(64))
+    }
+}
+
+/// How values are encoded. `decimal` (the default) falls back to XOR by itself; `xor` is plain
+/// Gorilla, kept to measure against.
+public enum ValueEncoding: Sendable, Hashable {
+    case decimal
+    case xor
 }
 
 /// The encoder of the open (head) chunk of a series.
@@ -62,13 +111,26 @@ struct ChunkEncoder {
     private var decimalMode = true
     private var scale = 0
     private var previousMantissa: Int64 = 0
+    private var previousMantissaDelta: Int64 = 0
+    private var residualWidth = 0
     private var previousBits: UInt64 = 0
     private var leading = 0xff
     private var trailing = 0
 
-    init(startOffset: Int) {
+    private let allowDecimal: Bool
+    private let secondOrder: Bool
+    /// Bits the residuals of each order would take, to choose the next chunk's order.
+    private var firstOrderCost = 0
+    private var secondOrderCost = 0
+
+    init(startOffset: Int, encoding: ValueEncoding = .decimal, secondOrder: Bool = false) {
         self.startOffset = startOffset
+        self.allowDecimal = encoding == .decimal
+        self.secondOrder = secondOrder
     }
+
+    /// Whether second-order residuals would have been clearly cheaper in this chunk.
+    var prefersSecondOrder: Bool { secondOrderCost + 16 < firstOrderCost }
 
     mutating func append(_ t: Timestamp, _ v: Double, to arena: Arena) {
         defer { count += 1 }
@@ -79,7 +141,7 @@ struct ChunkEncoder {
             return
         }
         let delta = t - previousTime
-        writeTimestampDelta(delta - previousDelta, arena)
+        writer.writeTimestampDelta(delta - previousDelta, to: arena)
         previousDelta = delta
         previousTime = t
         if decimalMode {
@@ -89,30 +151,16 @@ struct ChunkEncoder {
         }
     }
 
-    private mutating func writeTimestampDelta(_ dod: Int64, _ arena: Arena) {
-        let raw = UInt64(bitPattern: dod)
-        if dod == 0 {
-            writer.write(0, 1, to: arena)
-        } else if ChunkCodec.fits(dod, bits: 7) {
-            writer.write(0b10, 2, to: arena); writer.write(raw, 7, to: arena)
-        } else if ChunkCodec.fits(dod, bits: 14) {
-            writer.write(0b110, 3, to: arena); writer.write(raw, 14, to: arena)
-        } else if ChunkCodec.fits(dod, bits: 20) {
-            writer.write(0b1110, 4, to: arena); writer.write(raw, 20, to: arena)
-        } else {
-            writer.write(0b1111, 4, to: arena); writer.write(raw, 64, to: arena)
-        }
-    }
-
     private mutating func writeFirstValue(_ v: Double, _ arena: Arena) {
-        if let (k, m) = ChunkCodec.smallestScale(for: v) {
+        if allowDecimal, let (k, m) = ChunkCodec.smallestScale(for: v) {
             decimalMode = true
             scale = k
             previousMantissa = m
             writer.write(0, 1, to: arena)
+            writer.write(secondOrder ? 1 : 0, 1, to: arena)
             writer.write(UInt64(k), 4, to: arena)
-            let zigzag = UInt64(bitPattern: (m << 1) ^ (m >> 63))
-            let length = zigzag == 0 ? 0 : 64 - zigzag.leadingZeroBitCount
+            let zigzag = ChunkCodec.zigzag(m)
+            let length = ChunkCodec.bitLength(zigzag)
             writer.write(UInt64(length), 6, to: arena)
             if length > 0 { writer.write(zigzag, length, to: arena) }
         } else {
@@ -126,26 +174,26 @@ struct ChunkEncoder {
 
     private mutating func writeDecimal(_ v: Double, _ arena: Arena) {
         if let m = ChunkCodec.mantissa(v, scale: scale) {
-            writeMantissaDelta(m &- previousMantissa, arena)
-            previousMantissa = m
+            writeMantissa(m, arena)
             return
         }
         // A finer scale, if the value and the previous one both still fit.
         if scale < ChunkCodec.maxScale, let (k, m) = ChunkCodec.smallestScale(for: v, from: scale + 1) {
             let factor = ChunkCodec.powersOfTen[k - scale]
             let rescaled = Double(previousMantissa) * factor
-            if abs(rescaled) < 4.0e15 {
-                writer.write(0b11111, 5, to: arena)
+            let rescaledDelta = Double(previousMantissaDelta) * factor
+            if abs(rescaled) < 4.0e15 && abs(rescaledDelta) < 4.0e15 {
+                writer.write(0b111, 3, to: arena)
                 writer.write(0, 1, to: arena)
                 writer.write(UInt64(k), 4, to: arena)
                 scale = k
                 previousMantissa = Int64(rescaled)
-                writeMantissaDelta(m &- previousMantissa, arena)
-                previousMantissa = m
+                previousMantissaDelta = Int64(rescaledDelta)
+                writeMantissa(m, arena)
                 return
             }
         }
-        writer.write(0b11111, 5, to: arena)
+        writer.write(0b111, 3, to: arena)
         writer.write(1, 1, to: arena)
         writer.write(v.bitPattern, 64, to: arena)
         decimalMode = false
@@ -153,18 +201,30 @@ struct ChunkEncoder {
         leading = 0xff
     }
 
-    private mutating func writeMantissaDelta(_ d: Int64, _ arena: Arena) {
-        let raw = UInt64(bitPattern: d)
-        if d == 0 {
+    /// Writes the residual of `m` in the chunk's order with the adaptive width.
+    private mutating func writeMantissa(_ m: Int64, _ arena: Arena) {
+        let delta = m &- previousMantissa
+        let secondDelta = delta &- previousMantissaDelta
+        let firstZigzag = ChunkCodec.zigzag(delta), secondZigzag = ChunkCodec.zigzag(secondDelta)
+        firstOrderCost += ChunkCodec.bitLength(firstZigzag)
+        secondOrderCost += ChunkCodec.bitLength(secondZigzag)
+        previousMantissa = m
+        previousMantissaDelta = delta
+        let zigzag = secondOrder ? secondZigzag : firstZigzag
+        if zigzag == 0 {
             writer.write(0, 1, to: arena)
-        } else if ChunkCodec.fits(d, bits: 6) {
-            writer.write(0b10, 2, to: arena); writer.write(raw, 6, to: arena)
-        } else if ChunkCodec.fits(d, bits: 13) {
-            writer.write(0b110, 3, to: arena); writer.write(raw, 13, to: arena)
-        } else if ChunkCodec.fits(d, bits: 20) {
-            writer.write(0b1110, 4, to: arena); writer.write(raw, 20, to: arena)
+            return
+        }
+        let needed = ChunkCodec.bitLength(zigzag)
+        // Reuse the width while it holds the value and wastes fewer bits than a new width costs.
+        if needed <= residualWidth && residualWidth <= needed + 7 {
+            writer.write(0b10, 2, to: arena)
+            writer.write(zigzag, residualWidth, to: arena)
         } else {
-            writer.write(0b11110, 5, to: arena); writer.write(raw, 64, to: arena)
+            residualWidth = needed
+            writer.write(0b110, 3, to: arena)
+            writer.write(UInt64(needed), 6, to: arena)
+            writer.write(zigzag, needed, to: arena)
         }
     }
 
@@ -195,99 +255,103 @@ struct ChunkEncoder {
     }
 }
 
-/// Decodes a chunk written by `ChunkEncoder`.
-struct ChunkDecoder {
-    private var reader: BitReader
-    private let count: Int
-    private var index = 0
-    private var time: Timestamp
-    private var delta: Int64 = 0
-    private var decimalMode = true
-    private var scale = 0
-    private var mantissa: Int64 = 0
-    private var bits: UInt64 = 0
-    private var leading = 0
-    private var trailing = 0
+/// Decodes chunks written by `ChunkEncoder`. One function with its state in locals, so the loop
+/// keeps it in registers.
+enum ChunkDecoder {
+    /// Appends the chunk's samples in `(start, end]` to `out` (staleness markers left out with
+    /// `skipStale`). Returns false once a sample lies past `end`: nothing later can be in the window.
+    static func decode(_ base: UnsafePointer<UInt8>, byteCount: Int, tail: UInt8 = 0, sampleCount: Int, minTime: Timestamp,
+                       after start: Timestamp, through end: Timestamp, into out: inout [Sample], skipStale: Bool) -> Bool {
+        guard sampleCount > 0 else { return true }
+        var reader = BitReader(base, count: byteCount, tail: tail)
+        var time = minTime
+        var delta: Int64 = 0
+        var value: Double
+        var decimalMode = true
+        var secondOrder = false
+        var scale = 0
+        var divisor = 1.0
+        var mantissa: Int64 = 0
+        var mantissaDelta: Int64 = 0
+        var width = 0
+        var bits: UInt64 = 0
+        var leading = 0
+        var trailing = 0
 
-    init(_ base: UnsafePointer<UInt8>, byteCount: Int, sampleCount: Int, minTime: Timestamp) {
-        reader = BitReader(base, count: byteCount)
-        count = sampleCount
-        time = minTime
-    }
-
-    /// The next sample, or nil after the last.
-    @inline(__always)
-    mutating func next() -> Sample? {
-        guard index < count else { return nil }
-        defer { index += 1 }
-        if index == 0 {
-            return Sample(time, readFirstValue())
-        }
-        delta += readTimestampDelta()
-        time += delta
-        return Sample(time, decimalMode ? readDecimal() : readXOR())
-    }
-
-    private mutating func readTimestampDelta() -> Int64 {
-        if !reader.readBit() { return 0 }
-        if !reader.readBit() { return ChunkCodec.signExtend(reader.read(7), bits: 7) }
-        if !reader.readBit() { return ChunkCodec.signExtend(reader.read(14), bits: 14) }
-        if !reader.readBit() { return ChunkCodec.signExtend(reader.read(20), bits: 20) }
-        return Int64(bitPattern: reader.read(64))
-    }
-
-    private mutating func readFirstValue() -> Double {
         if reader.readBit() {
             decimalMode = false
             bits = reader.read(64)
-            return Double(bitPattern: bits)
+            value = Double(bitPattern: bits)
+        } else {
+            secondOrder = reader.readBit()
+            scale = Int(reader.read(4))
+            divisor = ChunkCodec.powersOfTen[scale]
+            let length = Int(reader.read(6))
+            mantissa = ChunkCodec.unzigzag(length == 0 ? 0 : reader.read(length))
+            value = Double(mantissa) / divisor
         }
-        decimalMode = true
-        scale = Int(reader.read(4))
-        let length = Int(reader.read(6))
-        let zigzag = length == 0 ? 0 : reader.read(length)
-        mantissa = Int64(bitPattern: zigzag >> 1) ^ -Int64(bitPattern: zigzag & 1)
-        return Double(mantissa) / ChunkCodec.powersOfTen[scale]
+        var index = 0
+        while true {
+            if time > end { return false }
+            if time > start && !(skipStale && value.bitPattern == StaleMarker.bitPattern) { out.append(Sample(time, value)) }
+            index += 1
+            if index == sampleCount { return true }
+            // The common cases inline: a steady interval, then a residual in the current width.
+            if reader.readBit() { delta &+= reader.readTimestampDeltaAfterFirstBit() }
+            time &+= delta
+            if decimalMode {
+                var residual: Int64
+                if !reader.readBit() {
+                    residual = 0
+                } else if !reader.readBit() {
+                    residual = ChunkCodec.unzigzag(reader.read(width))
+                } else if !reader.readBit() {
+                    width = Int(reader.read(6))
+                    residual = ChunkCodec.unzigzag(reader.read(width))
+                } else if !reader.readBit() {
+                    // Rescale to a larger k, then the residual at the new scale.
+                    let k = Int(reader.read(4))
+                    let factor = ChunkCodec.powersOfTen[k - scale]
+                    mantissa = Int64(Double(mantissa) * factor)
+                    mantissaDelta = Int64(Double(mantissaDelta) * factor)
+                    scale = k
+                    divisor = ChunkCodec.powersOfTen[k]
+                    residual = readResidual(&reader, &width) ?? 0
+                } else {
+                    // XOR mode for the rest of the chunk.
+                    decimalMode = false
+                    bits = reader.read(64)
+                    value = Double(bitPattern: bits)
+                    continue
+                }
+                let change = secondOrder ? mantissaDelta &+ residual : residual
+                mantissa &+= change
+                mantissaDelta = change
+                value = Double(mantissa) / divisor
+            } else {
+                if reader.readBit() {
+                    if reader.readBit() {
+                        leading = Int(reader.read(5))
+                        var significant = Int(reader.read(6))
+                        if significant == 0 { significant = 64 }
+                        trailing = 64 - leading - significant
+                    }
+                    bits ^= reader.read(64 - leading - trailing) << UInt64(trailing)
+                }
+                value = Double(bitPattern: bits)
+            }
+        }
     }
 
-    private mutating func readMantissaDelta(_ prefixAlreadyRead: Bool = false) -> Int64? {
+    /// A residual of the adaptive-width code, or nil for the escape.
+    @inline(__always)
+    private static func readResidual(_ reader: inout BitReader, _ width: inout Int) -> Int64? {
         if !reader.readBit() { return 0 }
-        if !reader.readBit() { return ChunkCodec.signExtend(reader.read(6), bits: 6) }
-        if !reader.readBit() { return ChunkCodec.signExtend(reader.read(13), bits: 13) }
-        if !reader.readBit() { return ChunkCodec.signExtend(reader.read(20), bits: 20) }
-        if !reader.readBit() { return Int64(bitPattern: reader.read(64)) }
-        return nil // escape
-    }
-
-    private mutating func readDecimal() -> Double {
-        if let d = readMantissaDelta() {
-            mantissa &+= d
-            return Double(mantissa) / ChunkCodec.powersOfTen[scale]
-        }
+        if !reader.readBit() { return ChunkCodec.unzigzag(reader.read(width)) }
         if !reader.readBit() {
-            let k = Int(reader.read(4))
-            mantissa = Int64(Double(mantissa) * ChunkCodec.powersOfTen[k - scale])
-            scale = k
-            mantissa &+= readMantissaDelta() ?? 0
-            return Double(mantissa) / ChunkCodec.powersOfTen[scale]
+            width = Int(reader.read(6))
+            return ChunkCodec.unzigzag(reader.read(width))
         }
-        decimalMode = false
-        bits = reader.read(64)
-        leading = 0xff
-        return Double(bitPattern: bits)
-    }
-
-    private mutating func readXOR() -> Double {
-        if !reader.readBit() { return Double(bitPattern: bits) }
-        if reader.readBit() {
-            leading = Int(reader.read(5))
-            var significant = Int(reader.read(6))
-            if significant == 0 { significant = 64 }
-            trailing = 64 - leading - significant
-        }
-        let significant = 64 - leading - trailing
-        let xor = reader.read(significant) << UInt64(trailing)
-        bits ^= xor
-        return Double(bitPattern: bits)
+        return nil
     }
 }

@@ -1,3 +1,5 @@
+import Dispatch
+import Foundation
 import Synchronization
 import VigilCore
 
@@ -42,9 +44,11 @@ final class Series: Sendable {
     let labels: Labels
     let data: Mutex<SeriesData>
 
-    init(labels: Labels) {
+    init(labels: Labels, encoding: ValueEncoding) {
         self.labels = labels
-        data = Mutex(SeriesData())
+        var data = SeriesData()
+        data.encoding = encoding
+        self.data = Mutex(data)
     }
 }
 
@@ -60,13 +64,22 @@ public final class MetricStore: Sendable {
 
     public let retention: Int64
     public let lookback: Int64
+    public let encoding: ValueEncoding
     private let index = Mutex(Index())
     private let appendedTotal = Atomic<Int>(0)
+    /// Bumped whenever a series is created or removed: cached selections of older generations are stale.
+    private let generation = Atomic<Int>(0)
+    private struct Selection {
+        let generation: Int
+        let refs: [SeriesRef]
+    }
+    private let selections = Mutex([SeriesSelector: Selection]())
     private let rejectedTotal = Atomic<Int>(0)
 
-    public init(retention: Int64 = 24 * 3_600_000, lookback: Int64 = 5 * 60_000) {
+    public init(retention: Int64 = 24 * 3_600_000, lookback: Int64 = 5 * 60_000, encoding: ValueEncoding = .decimal) {
         self.retention = retention
         self.lookback = lookback
+        self.encoding = encoding
     }
 
     public convenience init(_ configuration: StoreConfiguration) {
@@ -80,9 +93,10 @@ public final class MetricStore: Sendable {
         if let existing = index.withLock({ $0.series[labels] }) { return SeriesRef(series: existing) }
         return index.withLock { index in
             if let existing = index.series[labels] { return SeriesRef(series: existing) }
-            let created = Series(labels: labels)
+            let created = Series(labels: labels, encoding: encoding)
             index.series[labels] = created
             index.byName[labels.name ?? "", default: []].append(created)
+            generation.add(1, ordering: .releasing)
             return SeriesRef(series: created)
         }
     }
@@ -122,20 +136,37 @@ public final class MetricStore: Sendable {
 
     // MARK: Reading
 
-    /// Series matching `selector`, sorted by labels.
+    /// Changes whenever a series is created or removed; a caller's cached `select` result is current
+    /// while this is unchanged.
+    public var seriesGeneration: Int { generation.load(ordering: .acquiring) }
+
+    /// Series matching `selector`. Selections are cached until a series is created or removed, so
+    /// a rule asking the same question every few seconds does not match labels again.
     public func select(_ selector: SeriesSelector) -> [SeriesRef] {
+        let current = generation.load(ordering: .acquiring)
+        if let hit = selections.withLock({ $0[selector] }), hit.generation == current { return hit.refs }
         let candidates: [Series] = index.withLock { index in
             if let name = selector.metricName { return index.byName[name] ?? [] }
             return Array(index.series.values)
         }
-        return candidates.filter { selector.matches($0.labels) }.map { SeriesRef(series: $0) }
+        let refs = candidates.filter { selector.matches($0.labels) }.map { SeriesRef(series: $0) }
+        selections.withLock { cache in
+            if cache.count >= 4096 { cache.removeAll(keepingCapacity: true) }
+            cache[selector] = Selection(generation: current, refs: refs)
+        }
+        return refs
     }
 
     /// Last value of each matching series at `time`: the newest sample within the lookback window,
     /// unless that sample is a staleness marker.
     public func instant(_ selector: SeriesSelector, at time: Timestamp) -> [VectorSample] {
+        instant(select(selector), at: time)
+    }
+
+    /// `instant` over series already selected.
+    public func instant(_ refs: [SeriesRef], at time: Timestamp) -> [VectorSample] {
         var out: [VectorSample] = []
-        for ref in select(selector) {
+        for ref in refs {
             if let value = lastValue(ref, at: time) { out.append(VectorSample(labels: ref.labels, value: value)) }
         }
         return out
@@ -149,7 +180,9 @@ public final class MetricStore: Sendable {
             if data.lastTime <= time {
                 found = Sample(data.lastTime, data.lastValue)
             } else {
-                data.forEachSample(after: time - lookback, through: time) { found = $0 }
+                var window: [Sample] = []
+                data.appendSamples(after: time - lookback, through: time, into: &window)
+                found = window.last
             }
             guard let sample = found, sample.timestamp > time - lookback, !StaleMarker.isStale(sample.value) else { return nil }
             return sample.value
@@ -160,7 +193,7 @@ public final class MetricStore: Sendable {
     public func samples(_ ref: SeriesRef, after start: Timestamp, through end: Timestamp) -> [Sample] {
         var out: [Sample] = []
         ref.series.data.withLock { data in
-            data.forEachSample(after: start, through: end) { if !StaleMarker.isStale($0.value) { out.append($0) } }
+            data.appendSamples(after: start, through: end, into: &out, skipStale: true)
         }
         return out
     }
@@ -173,17 +206,40 @@ public final class MetricStore: Sendable {
         }
     }
 
-    /// `function(selector[range])` at `time`, one element per series that has a value.
-    public func evaluate(_ function: RangeFunction, _ selector: SeriesSelector, range: Int64, at time: Timestamp) -> [VectorSample] {
+    /// `function(selector[range])` at `time`, one element per series that has a value. Large
+    /// selections are split across `threads` cores (default: all of them).
+    public func evaluate(_ function: RangeFunction, _ selector: SeriesSelector, range: Int64, at time: Timestamp,
+                         threads: Int? = nil) -> [VectorSample] {
+        evaluate(function, select(selector), range: range, at: time, threads: threads)
+    }
+
+    /// `evaluate` over series already selected.
+    public func evaluate(_ function: RangeFunction, _ refs: [SeriesRef], range: Int64, at time: Timestamp,
+                         threads: Int? = nil) -> [VectorSample] {
+        let cores = max(1, threads ?? MetricStore.cores)
+        let parts = refs.count >= MetricStore.parallelThreshold ? min(cores, refs.count / 1024) : 1
+        if parts <= 1 { return evaluate(function, refs[...], range: range, at: time) }
+        let results = Mutex([[VectorSample]](repeating: [], count: parts))
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            let lower = refs.count * part / parts, upper = refs.count * (part + 1) / parts
+            let partial = evaluate(function, refs[lower..<upper], range: range, at: time)
+            results.withLock { $0[part] = partial }
+        }
+        return results.withLock { $0.flatMap { $0 } }
+    }
+
+    static let parallelThreshold = 4096
+    static let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    private func evaluate(_ function: RangeFunction, _ refs: ArraySlice<SeriesRef>, range: Int64, at time: Timestamp) -> [VectorSample] {
         var out: [VectorSample] = []
+        out.reserveCapacity(refs.count)
         var buffer: [Sample] = []
         buffer.reserveCapacity(512)
-        for ref in select(selector) {
+        for ref in refs {
             buffer.removeAll(keepingCapacity: true)
             ref.series.data.withLock { data in
-                data.forEachSample(after: time - range, through: time) {
-                    if !StaleMarker.isStale($0.value) { buffer.append($0) }
-                }
+                data.appendSamples(after: time - range, through: time, into: &buffer, skipStale: true)
             }
             if let value = function.evaluate(buffer, windowEnd: time, range: range) {
                 out.append(VectorSample(labels: function.keepsName ? ref.labels : ref.labels.removingName(), value: value))
@@ -230,6 +286,7 @@ public final class MetricStore: Sendable {
         }
         guard !dead.isEmpty else { return 0 }
         let deadIDs = Set(dead.map(ObjectIdentifier.init))
+        generation.add(1, ordering: .releasing)
         index.withLock { index in
             for series in dead {
                 index.series[series.labels] = nil

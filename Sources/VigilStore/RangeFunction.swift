@@ -41,7 +41,10 @@ public enum RangeFunction: Sendable, Hashable {
         guard let last = samples.last else { return nil }
         switch self {
         case .avgOverTime:
-            // Incremental mean, stable for large values.
+            var sum = 0.0
+            for s in samples { sum += s.value }
+            if sum.isFinite { return sum / Double(samples.count) }
+            // The sum overflowed: an incremental mean stays finite for large values.
             var mean = 0.0
             for (i, s) in samples.enumerated() { mean += (s.value - mean) / Double(i + 1) }
             return mean

@@ -10,6 +10,9 @@ struct ChunkMeta {
 /// The samples of one series: sealed chunks back to back in one arena, then the open chunk.
 struct SeriesData {
     let arena = Arena()
+    var encoding: ValueEncoding = .decimal
+    /// Whether the next chunk should use second-order residuals (chosen by the last sealed chunk).
+    var secondOrder = false
     var chunks: [ChunkMeta] = []
     var head: ChunkEncoder?
     var lastTime: Timestamp = .min
@@ -25,7 +28,7 @@ struct SeriesData {
         }
         if head == nil || head!.count >= ChunkCodec.samplesPerChunk {
             seal()
-            head = ChunkEncoder(startOffset: arena.count)
+            head = ChunkEncoder(startOffset: arena.count, encoding: encoding, secondOrder: secondOrder)
         }
         head!.append(t, v, to: arena)
         lastTime = t
@@ -38,41 +41,40 @@ struct SeriesData {
     mutating func seal() {
         guard var open = head else { return }
         open.writer.flush(to: arena)
+        secondOrder = open.prefersSecondOrder
         chunks.append(ChunkMeta(minTime: open.minTime, offset: UInt32(open.startOffset), count: UInt32(open.count)))
         head = nil
     }
 
     /// Calls `body` with every sample in `(start, end]`, oldest first.
     func forEachSample(after start: Timestamp, through end: Timestamp, _ body: (Sample) -> Void) {
+        var samples: [Sample] = []
+        appendSamples(after: start, through: end, into: &samples)
+        samples.forEach(body)
+    }
+
+    /// Appends every sample in `(start, end]` to `out`, oldest first; with `skipStale`, staleness
+    /// markers are left out.
+    func appendSamples(after start: Timestamp, through end: Timestamp, into out: inout [Sample], skipStale: Bool = false) {
         guard sampleCount > 0, lastTime > start else { return }
         let headMin = head?.minTime ?? .max
-        for (index, chunk) in chunks.enumerated() {
+        for index in chunks.indices {
+            let chunk = chunks[index]
             let nextMin = index + 1 < chunks.count ? chunks[index + 1].minTime : headMin
             if nextMin <= start { continue }   // every sample of this chunk is before the window
             if chunk.minTime > end { return }
             let byteEnd = index + 1 < chunks.count ? Int(chunks[index + 1].offset) : (head?.startOffset ?? arena.count)
-            var decoder = ChunkDecoder(arena.base! + Int(chunk.offset), byteCount: byteEnd - Int(chunk.offset),
-                                       sampleCount: Int(chunk.count), minTime: chunk.minTime)
-            while let sample = decoder.next() {
-                if sample.timestamp > end { return }
-                if sample.timestamp > start { body(sample) }
-            }
+            let more = ChunkDecoder.decode(arena.base! + Int(chunk.offset), byteCount: byteEnd - Int(chunk.offset),
+                                           sampleCount: Int(chunk.count), minTime: chunk.minTime,
+                                           after: start, through: end, into: &out, skipStale: skipStale)
+            if !more { return }
         }
         guard let head, head.minTime <= end else { return }
-        // The open chunk: its bytes plus the bits not yet forming a byte.
-        var bytes = [UInt8](repeating: 0, count: arena.count - head.startOffset + 1)
-        bytes.withUnsafeMutableBufferPointer { buffer in
-            if arena.count > head.startOffset {
-                buffer.baseAddress!.update(from: arena.base! + head.startOffset, count: arena.count - head.startOffset)
-            }
-            buffer[buffer.count - 1] = head.writer.pendingByte
-            var decoder = ChunkDecoder(UnsafePointer(buffer.baseAddress!), byteCount: buffer.count,
-                                       sampleCount: head.count, minTime: head.minTime)
-            while let sample = decoder.next() {
-                if sample.timestamp > end { return }
-                if sample.timestamp > start { body(sample) }
-            }
-        }
+        // The open chunk: its whole bytes, then the bits not yet forming a byte.
+        let startPointer = arena.base.map { $0 + head.startOffset } ?? UnsafeMutablePointer<UInt8>(bitPattern: 1)!
+        _ = ChunkDecoder.decode(startPointer, byteCount: arena.count - head.startOffset, tail: head.writer.pendingByte,
+                                sampleCount: head.count, minTime: head.minTime,
+                                after: start, through: end, into: &out, skipStale: skipStale)
     }
 
     /// Drops sealed chunks whose samples are all older than `cutoff`. Returns samples dropped.

@@ -24,20 +24,15 @@ struct CollectCommand: AsyncParsableCommand {
     var format: Format = .prometheus
 
     func run() async throws {
-        let configuration = try global.loadConfiguration()
-        let logger = global.makeLogger()
-        let clock = SystemWallClock()
-        let store = MetricStore(configuration.store)
-        let scheduler = CollectorScheduler(collectors: BuiltinCollectors.make(configuration.collectors, store: store),
-                                           store: store, clock: clock, logger: logger)
+        let daemon = try Daemon(global)
         while true {
-            let failures = await scheduler.collectOnce()
+            let failures = await daemon.scheduler.collectOnce()
             for (name, error) in failures.sorted(by: { $0.key < $1.key }) {
                 FileHandle.standardError.write(Data("vigil: collector \(name) failed: \(error)\n".utf8))
             }
-            print(render(store.snapshot(at: clock.now())), terminator: "")
+            print(render(daemon.store.snapshot(at: daemon.clock.now())), terminator: "")
             if once { return }
-            try await Task.sleep(for: .milliseconds(configuration.collectors.defaultIntervalMilliseconds))
+            try await Task.sleep(for: .milliseconds(daemon.configuration.collectors.defaultIntervalMilliseconds))
         }
     }
 

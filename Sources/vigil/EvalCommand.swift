@@ -41,21 +41,17 @@ struct EvalCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let configuration = try global.loadConfiguration()
-        let logger = global.makeLogger()
-        let clock = SystemWallClock()
-        let store = MetricStore(configuration.store)
-        let scheduler = CollectorScheduler(collectors: BuiltinCollectors.make(configuration.collectors, store: store),
-                                           store: store, clock: clock, logger: logger)
+        let daemon = try Daemon(global)
+        let configuration = daemon.configuration
         let interval = configuration.collectors.defaultIntervalMilliseconds
         for round in 0..<rounds {
             if round > 0 { try await Task.sleep(for: .milliseconds(interval)) }
-            await scheduler.collectOnce()
+            await daemon.scheduler.collectOnce()
         }
         let state = try LuaState(name: file ?? "eval", limits: LuaLimits(configuration.lua),
-                                 rulesDirectory: configuration.rulesDirectory, logger: logger)
+                                 rulesDirectory: configuration.rulesDirectory, logger: daemon.logger)
         state.printHandler = { print($0) }
-        VigilLuaModule.install(in: state, store: store, clock: clock)
+        VigilLuaModule.install(in: state, store: daemon.store, clock: daemon.clock)
         state.setGlobal("vigil", .nil)
         _ = try? state.run("vigil = require 'vigil'", chunkName: "=vigil.eval")
         let results: [LuaValue]

@@ -29,16 +29,12 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var configuration = try global.loadConfiguration()
-        if let listen, let address = ListenAddress(parsing: listen) { configuration.listen = address }
-        let logger = global.makeLogger()
-        let clock = SystemWallClock()
-        let store = MetricStore(configuration.store)
-        let scheduler = CollectorScheduler(
-            collectors: BuiltinCollectors.make(configuration.collectors, store: store),
-            store: store, clock: clock, logger: logger
-        )
-        let server = VigilHTTPServer.application(store: store, clock: clock, address: configuration.listen, logger: logger)
+        let daemon = try Daemon(global) { configuration in
+            if let listen, let address = ListenAddress(parsing: listen) { configuration.listen = address }
+        }
+        let (configuration, logger, scheduler) = (daemon.configuration, daemon.logger, daemon.scheduler)
+        let server = VigilHTTPServer.application(store: daemon.store, clock: daemon.clock, address: configuration.listen,
+                                                 logger: logger)
         logger.info("vigil starting", metadata: [
             "http.address": "\(configuration.listen)",
             "collectors": "\(scheduler.names.joined(separator: ","))",

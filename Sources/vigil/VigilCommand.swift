@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
 import Logging
+import VigilCollectors
 import VigilCore
+import VigilStore
 
 @main
 struct VigilCommand: AsyncParsableCommand {
@@ -64,5 +66,25 @@ enum LoggingBootstrap {
             handler.logLevel = level
             return handler
         }
+    }
+}
+
+/// What every command starts from: the configuration, the root logger, a store and the built-in
+/// collectors scheduled to fill it.
+struct Daemon {
+    let configuration: VigilConfiguration
+    let logger: Logger
+    let clock = SystemWallClock()
+    let store: MetricStore
+    let scheduler: CollectorScheduler
+
+    init(_ global: GlobalOptions, adjust: (inout VigilConfiguration) -> Void = { _ in }) throws {
+        var configuration = try global.loadConfiguration()
+        adjust(&configuration)
+        self.configuration = configuration
+        logger = global.makeLogger()
+        store = MetricStore(configuration.store)
+        scheduler = CollectorScheduler(collectors: BuiltinCollectors.make(configuration.collectors, store: store),
+                                       store: store, clock: clock, logger: logger)
     }
 }

@@ -67,6 +67,29 @@ struct CompressionTests {
         #expect(bytesPerSample < 0.5, "\(bytesPerSample) bytes/sample")
     }
 
+    @Test("a steadily growing counter moves to second-order residuals and still round-trips, rescales included")
+    func secondOrder() {
+        var generator = Generator(state: 3)
+        var data = SeriesData()
+        var expected: [Sample] = []
+        var millijoules = 1_000_000_000
+        for i in 0..<2000 {
+            millijoules += 350_000 + Int(generator.next() % 2001) - 1000
+            // Now and then a value with one more decimal than before forces a rescale.
+            let value = i % 500 == 499 ? Double(millijoules) / 1000 + 0.0005 : Double(millijoules) / 1000
+            expected.append(Sample(Int64(i) * 1000, value))
+            _ = data.append(Int64(i) * 1000, value)
+        }
+        #expect(data.secondOrder, "the sealed chunks chose second order for a steady counter")
+        var decoded: [Sample] = []
+        data.forEachSample(after: .min, through: .max) { decoded.append($0) }
+        #expect(decoded.count == expected.count)
+        #expect(zip(decoded, expected).allSatisfy { $0.timestamp == $1.timestamp && $0.value.bitPattern == $1.value.bitPattern })
+        // First order would spend 2 + 20 bits on each ~350,000 mJ change plus 1 timestamp bit: ≥ 2.875 B.
+        let bytesPerSample = Double(data.arena.count) / 2000
+        #expect(bytesPerSample < 2.8, "\(bytesPerSample) bytes/sample for a counter growing by 350 J ± 1 J a second")
+    }
+
     @Test("out-of-order samples are refused, identical duplicates ignored")
     func ordering() {
         var data = SeriesData()

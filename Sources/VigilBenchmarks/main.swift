@@ -1,0 +1,29 @@
+// Performance figures for BENCHMARKS.md. Run in release mode:
+//
+//   swift run -c release vigil-benchmarks            # store and Lua figures
+//   swift run -c release vigil-benchmarks serve      # the daemon's CPU and memory, beside node_exporter
+//
+// Every figure is printed next to a baseline measured in the same run.
+
+import Foundation
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+let which = arguments.first ?? "all"
+
+switch which {
+case "store":
+    StoreBenchmarks.run()
+case "windows":
+    StoreBenchmarks.windows()
+case "lua":
+    LuaBenchmarks.run()
+case "serve":
+    let seconds = arguments.dropFirst().first.flatMap(Int.init) ?? 60
+    ServeBenchmark.run(seconds: seconds)
+case "all":
+    StoreBenchmarks.run()
+    LuaBenchmarks.run()
+default:
+    print("usage: vigil-benchmarks [store|windows|lua|serve [SECONDS]|all]")
+    exit(2)
+}
