@@ -10,17 +10,22 @@ enum ServeBenchmark {
         let name: String
         let executable: String
         let arguments: [String]
-        let metricsURL: URL
+        /// Scraped once a second when set.
+        let metricsURL: URL?
     }
 
     static func run(seconds: Int) {
-        print("== serve (\(seconds) s after 10 s of warm-up, each target scraped once a second)")
+        print("== serve (\(seconds) s after 10 s of warm-up; release build as started here)")
         let vigil = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vigil").path
-        var targets = [Target(name: "vigil serve", executable: vigil, arguments: ["serve", "--listen", "127.0.0.1:19478"],
-                              metricsURL: URL(string: "http://127.0.0.1:19478/metrics")!)]
+        var targets = [
+            Target(name: "vigil serve, collecting at 1 s (not scraped)", executable: vigil,
+                   arguments: ["serve", "--listen", "127.0.0.1:19477"], metricsURL: nil),
+            Target(name: "vigil serve, collecting at 1 s, scraped every 1 s", executable: vigil,
+                   arguments: ["serve", "--listen", "127.0.0.1:19478"], metricsURL: URL(string: "http://127.0.0.1:19478/metrics")!),
+        ]
         let nodeExporter = "/usr/bin/prometheus-node-exporter"
         if FileManager.default.isExecutableFile(atPath: nodeExporter) {
-            targets.append(Target(name: "baseline: node_exporter", executable: nodeExporter,
+            targets.append(Target(name: "baseline: node_exporter, scraped every 1 s", executable: nodeExporter,
                                   arguments: ["--web.listen-address=127.0.0.1:19100"],
                                   metricsURL: URL(string: "http://127.0.0.1:19100/metrics")!))
         } else {
@@ -37,7 +42,7 @@ enum ServeBenchmark {
         }
         defer { processes.forEach { $0.terminate() } }
         func scrapeAll() {
-            for target in targets { _ = try? Data(contentsOf: target.metricsURL) }
+            for target in targets { if let url = target.metricsURL { _ = try? Data(contentsOf: url) } }
         }
         for _ in 0..<10 { scrapeAll(); Thread.sleep(forTimeInterval: 1) }
         let before = processes.map { cpuSeconds(pid: $0.processIdentifier) }

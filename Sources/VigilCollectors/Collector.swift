@@ -40,6 +40,13 @@ public struct SampleBatch: Sendable {
         entries.append(contentsOf: other.entries)
     }
 
+    /// This batch followed by `other`.
+    public func merging(_ other: SampleBatch) -> SampleBatch {
+        var copy = self
+        copy.append(contentsOf: other)
+        return copy
+    }
+
     /// The value of the first entry named `name` whose labels include `labels` (for tests and tools).
     public func value(_ name: String, _ labels: [String: String] = [:]) -> Double? {
         entries.first { entry in

@@ -76,6 +76,9 @@ public final class CollectorScheduler: Service, Sendable {
 
     private func loop(_ entry: ScheduledCollector) async {
         let interval = max(entry.interval, 1)
+        // A first run at once (stamped with the tick just passed), so a slow cadence does not mean
+        // a long wait for the first sample.
+        await runOnce(entry, at: clock.now() / interval * interval)
         while !Task.isCancelled {
             let now = clock.now()
             let tick = (now / interval + 1) * interval

@@ -8,8 +8,8 @@ public enum ProcParsers {
     /// are simply absent.
     public static func stat(_ text: String, userHZ: Double = 100, into batch: inout SampleBatch) {
         let modes = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"]
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        for line in text.asciiSplit("\n") {
+            let fields = line.asciiSplit(" ")
             guard let key = fields.first else { continue }
             if key.hasPrefix("cpu") && key != "cpu" {
                 let cpu = String(key.dropFirst(3))
@@ -43,12 +43,16 @@ public enum ProcParsers {
 
     /// `/proc/meminfo`: `node_memory_<Field>_bytes` (kB × 1024), or `node_memory_<Field>` for counts.
     public static func meminfo(_ text: String, into batch: inout SampleBatch) {
-        for line in text.split(separator: "\n") {
+        for line in text.asciiSplit("\n") {
             guard let colon = line.firstIndex(of: ":") else { continue }
             let rawName = line[..<colon]
-            let rest = line[line.index(after: colon)...].split(separator: " ", omittingEmptySubsequences: true)
+            let rest = line[line.index(after: colon)...].asciiSplit(" ")
             guard let number = rest.first.flatMap({ Double($0) }) else { continue }
-            let field = rawName.replacingOccurrences(of: "(", with: "_").replacingOccurrences(of: ")", with: "")
+            // `Active(anon)` → `Active_anon`, as node_exporter names it.
+            var field = String(rawName)
+            if field.utf8.contains(UInt8(ascii: "(")) {
+                field = String(field.compactMap { $0 == "(" ? "_" : ($0 == ")" ? nil : $0) })
+            }
             guard Labels.isValidMetricName("node_memory_" + field) else { continue }
             if rest.count > 1 && rest[1] == "kB" {
                 batch.gauge("node_memory_\(field)_bytes", "Memory information field \(field)_bytes.", [:], number * 1024)
@@ -60,12 +64,12 @@ public enum ProcParsers {
 
     /// `/proc/loadavg`: load averages and the number of threads (scheduling entities) that exist.
     public static func loadavg(_ text: String, into batch: inout SampleBatch) {
-        let fields = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        let fields = text.asciiSplit(" ").flatMap { $0.asciiSplit("\n") }
         guard fields.count >= 4 else { return }
         if let v = Double(fields[0]) { batch.gauge("node_load1", "1m load average.", [:], v) }
         if let v = Double(fields[1]) { batch.gauge("node_load5", "5m load average.", [:], v) }
         if let v = Double(fields[2]) { batch.gauge("node_load15", "15m load average.", [:], v) }
-        let entities = fields[3].split(separator: "/")
+        let entities = fields[3].asciiSplit("/")
         if entities.count == 2, let total = Double(entities[1]) {
             batch.gauge("node_processes_threads", "Allocated threads in system.", [:], total)
         }
@@ -73,8 +77,8 @@ public enum ProcParsers {
 
     /// One `/proc/pressure/<resource>` file (kernel ≥ 4.20): `some` → waiting, `full` → stalled (µs → s).
     public static func pressure(_ text: String, resource: String, into batch: inout SampleBatch) {
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: " ")
+        for line in text.asciiSplit("\n") {
+            let fields = line.asciiSplit(" ")
             guard let kind = fields.first, let total = fields.first(where: { $0.hasPrefix("total=") }),
                   let micros = Double(total.dropFirst(6)) else { continue }
             let seconds = micros / 1_000_000
@@ -99,8 +103,8 @@ public enum ProcParsers {
     /// `/proc/diskstats`: 11 fields per device before 4.18, 15 from 4.18 (discards), 17 from 5.5 (flushes).
     /// Partitions are left out as node_exporter does.
     public static func diskstats(_ text: String, into batch: inout SampleBatch) {
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        for line in text.asciiSplit("\n") {
+            let fields = line.asciiSplit(" ")
             guard fields.count >= 14 else { continue }
             let device = String(fields[2])
             if isPartitionOrIgnored(device) { continue }
@@ -168,11 +172,11 @@ public enum ProcParsers {
     public static func mounts(_ text: String) -> [Mount] {
         var byPoint: [String: Mount] = [:]
         var order: [String] = []
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: " ")
+        for line in text.asciiSplit("\n") {
+            let fields = line.asciiSplit(" ")
             guard fields.count >= 4 else { continue }
             let mount = Mount(device: unescapeOctal(fields[0]), mountPoint: unescapeOctal(fields[1]), fsType: String(fields[2]),
-                              readOnly: fields[3].split(separator: ",").contains("ro"))
+                              readOnly: fields[3].asciiSplit(",").contains("ro"))
             if ignoredFilesystemTypes.contains(mount.fsType) || isIgnoredMountPoint(mount.mountPoint) { continue }
             if byPoint[mount.mountPoint] == nil { order.append(mount.mountPoint) }
             byPoint[mount.mountPoint] = mount
@@ -210,17 +214,63 @@ public enum ProcParsers {
     public static func netdev(_ text: String, into batch: inout SampleBatch) {
         let receive = ["bytes", "packets", "errs", "drop", "fifo", "frame", "compressed", "multicast"]
         let transmit = ["bytes", "packets", "errs", "drop", "fifo", "colls", "carrier", "compressed"]
-        for line in text.split(separator: "\n") {
+        for line in text.asciiSplit("\n") {
             guard let colon = line.firstIndex(of: ":") else { continue }
-            let device = line[..<colon].trimmingCharacters(in: .whitespaces)
+            let device = String(line[..<colon].asciiSplit(" ").first ?? "")
             if device.contains("|") || device.isEmpty { continue }
-            let values = line[line.index(after: colon)...].split(separator: " ").compactMap { Double($0) }
+            let values = line[line.index(after: colon)...].asciiSplit(" ").compactMap { Double($0) }
             guard values.count >= 16 else { continue }
             for (i, field) in receive.enumerated() {
                 batch.counter("node_network_receive_\(field)_total", "Network device statistic receive_\(field).", ["device": device], values[i])
             }
             for (i, field) in transmit.enumerated() {
                 batch.counter("node_network_transmit_\(field)_total", "Network device statistic transmit_\(field).", ["device": device], values[8 + i])
+            }
+        }
+    }
+
+    /// `/proc/net/sockstat` and `sockstat6`: sockets in use by protocol, as node_exporter's sockstat
+    /// collector names them (`node_sockstat_TCP_inuse`, `node_sockstat_TCP_mem_bytes` …).
+    public static func sockstat(_ text: String, pageSize: Double, into batch: inout SampleBatch) {
+        for line in text.asciiSplit("\n") {
+            let fields = line.asciiSplit(" ")
+            guard let first = fields.first, first.hasSuffix(":") else { continue }
+            let proto = first.dropLast()
+            var index = 1
+            while index + 1 < fields.count {
+                let key = fields[index], number = Double(fields[index + 1])
+                index += 2
+                guard let number else { continue }
+                let name = "node_sockstat_\(proto)_\(key)"
+                guard Labels.isValidMetricName(name) else { continue }
+                batch.gauge(name, "Number of \(proto) sockets in state \(key).", [:], number)
+                if key == "mem" {
+                    batch.gauge(name + "_bytes", "Number of \(proto) sockets in state mem_bytes.", [:], number * pageSize)
+                }
+            }
+        }
+    }
+
+    /// The fields of `/proc/net/snmp` that node_exporter's netstat collector keeps by default.
+    static let netstatFields: Set<String> = [
+        "Tcp_ActiveOpens", "Tcp_PassiveOpens", "Tcp_CurrEstab", "Tcp_InSegs", "Tcp_OutSegs", "Tcp_OutRsts",
+        "Tcp_RetransSegs", "Tcp_InErrs", "Udp_InDatagrams", "Udp_OutDatagrams", "Udp_NoPorts", "Udp_InErrors",
+        "Udp_RcvbufErrors", "Udp_SndbufErrors", "Ip_Forwarding", "Icmp_InMsgs", "Icmp_OutMsgs", "Icmp_InErrors",
+    ]
+
+    /// `/proc/net/snmp`: header and value lines in pairs, as `node_netstat_<Proto>_<Field>`.
+    public static func snmp(_ text: String, into batch: inout SampleBatch) {
+        let lines = text.asciiSplit("\n")
+        var index = 0
+        while index + 1 < lines.count {
+            let names = lines[index].asciiSplit(" "), values = lines[index + 1].asciiSplit(" ")
+            index += 2
+            guard let proto = names.first, proto == values.first, names.count == values.count else { continue }
+            let prefix = proto.dropLast()
+            for (name, value) in zip(names.dropFirst(), values.dropFirst()) {
+                let field = "\(prefix)_\(name)"
+                guard netstatFields.contains(field), let number = Double(value) else { continue }
+                batch.add("node_netstat_\(field)", .untyped, help: "Statistic \(prefix)\(name).", number)
             }
         }
     }
@@ -232,8 +282,8 @@ public enum ProcParsers {
     public static func tcpStates(_ texts: [String], into batch: inout SampleBatch) {
         var counts = [Int](repeating: 0, count: tcpStates.count)
         for text in texts {
-            for line in text.split(separator: "\n").dropFirst() {
-                let fields = line.split(separator: " ", maxSplits: 4, omittingEmptySubsequences: true)
+            for line in text.asciiSplit("\n").dropFirst() {
+                let fields = line.asciiSplit(" ", maxFields: 4)
                 guard fields.count >= 4, let code = Int(fields[3], radix: 16), code >= 1, code <= tcpStates.count else { continue }
                 counts[code - 1] += 1
             }
@@ -247,7 +297,7 @@ public enum ProcParsers {
     public static func processStat(_ text: String, userHZ: Double, pageSize: Double) -> (cpuSeconds: Double, residentBytes: Double)? {
         // The command (field 2) may contain spaces: fields restart after the last ')'.
         guard let close = text.lastIndex(of: ")") else { return nil }
-        let fields = text[text.index(after: close)...].split(separator: " ")
+        let fields = text[text.index(after: close)...].asciiSplit(" ")
         // fields[0] is state (field 3); utime is field 14, stime 15, rss 24.
         guard fields.count > 21, let utime = Double(fields[11]), let stime = Double(fields[12]), let rss = Double(fields[21]) else {
             return nil
@@ -257,3 +307,24 @@ public enum ProcParsers {
 }
 
 import Foundation
+
+extension StringProtocol where SubSequence == Substring {
+    /// Splits on one ASCII character by bytes, without `Character` segmentation (procfs text is
+    /// ASCII; a multi-byte name is still split only at the ASCII separator). Empty pieces are left out.
+    /// With `maxFields`, stops after that many pieces.
+    func asciiSplit(_ separator: Unicode.Scalar, maxFields: Int = .max) -> [Substring] {
+        let byte = UInt8(ascii: separator)
+        var pieces: [Substring] = []
+        var start = utf8.startIndex
+        var index = start
+        while index != utf8.endIndex && pieces.count < maxFields {
+            if utf8[index] == byte {
+                if index != start { pieces.append(self[start..<index]) }
+                start = utf8.index(after: index)
+            }
+            index = utf8.index(after: index)
+        }
+        if start != utf8.endIndex && pieces.count < maxFields { pieces.append(self[start..<utf8.endIndex]) }
+        return pieces
+    }
+}

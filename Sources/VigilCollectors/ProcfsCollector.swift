@@ -22,7 +22,7 @@ public struct ProcfsCollector: Collector {
     }
 
     func path(_ relative: String) -> String {
-        (root as NSString).appendingPathComponent(relative)
+        root.hasSuffix("/") ? root + relative : root + "/" + relative
     }
 
     public func collect() throws -> SampleBatch {
@@ -71,9 +71,36 @@ public struct ProcfsCollector: Collector {
     }
 }
 
-/// Network interfaces (`/proc/net/dev`) and TCP connection states (`/proc/net/tcp`, `tcp6`).
+/// Network interfaces (`/proc/net/dev`), sockets by protocol (`/proc/net/sockstat`, `sockstat6`)
+/// and TCP/UDP counters (`/proc/net/snmp`): cheap files, read every interval.
 public struct NetCollector: Collector {
     public let name = "net"
+    public let root: String
+    let pageSize = Double(sysconf(Int32(_SC_PAGESIZE)))
+
+    public init(root: String = "/") {
+        self.root = root
+    }
+
+    public func collect() throws -> SampleBatch {
+        var batch = SampleBatch()
+        let devPath = root + "/proc/net/dev"
+        guard let dev = readText(devPath) else { throw VigilError(.io, "cannot read \(devPath)") }
+        ProcParsers.netdev(dev, into: &batch)
+        for file in ["sockstat", "sockstat6"] {
+            if let text = readText(root + "/proc/net/" + file) { ProcParsers.sockstat(text, pageSize: pageSize, into: &batch) }
+        }
+        if let text = readText(root + "/proc/net/snmp") { ProcParsers.snmp(text, into: &batch) }
+        return batch
+    }
+}
+
+/// TCP connections by state (`/proc/net/tcp`, `tcp6`). Reading these makes the kernel walk its whole
+/// TCP hash table, which costs far more than every other file together on a large host, so this is
+/// a collector of its own with a longer default interval (15 s), as node_exporter keeps its tcpstat
+/// collector off by default.
+public struct TCPStatCollector: Collector {
+    public let name = "tcpstat"
     public let root: String
 
     public init(root: String = "/") {
@@ -82,11 +109,9 @@ public struct NetCollector: Collector {
 
     public func collect() throws -> SampleBatch {
         var batch = SampleBatch()
-        let devPath = (root as NSString).appendingPathComponent("proc/net/dev")
-        guard let dev = readText(devPath) else { throw VigilError(.io, "cannot read \(devPath)") }
-        ProcParsers.netdev(dev, into: &batch)
-        let tcp = ["proc/net/tcp", "proc/net/tcp6"].compactMap { readText((root as NSString).appendingPathComponent($0)) }
-        ProcParsers.tcpStates(tcp, into: &batch)
+        let texts = ["proc/net/tcp", "proc/net/tcp6"].compactMap { readText(root + "/" + $0) }
+        guard !texts.isEmpty else { throw VigilError(.io, "cannot read \(root)/proc/net/tcp") }
+        ProcParsers.tcpStates(texts, into: &batch)
         return batch
     }
 }
@@ -132,18 +157,38 @@ extension MetricStore: MetricStoreStatisticsSource {
     public func storeStatistics() -> Statistics { statistics() }
 }
 
-/// Reads a small text file in one go (procfs files report size 0, so no size is trusted).
+/// Reads a small text file in one go (procfs files report size 0, so no size is trusted). A read
+/// that returns less than asked ends it: for procfs another read would only ask the kernel to walk
+/// its tables again to say "nothing more". Small files go straight into the string's storage.
 func readText(_ path: String) -> String? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
-    var data = [UInt8]()
-    var chunk = [UInt8](repeating: 0, count: 16384)
+    let chunkSize = 65536
+    var failed = false
+    var filled = false
+    let first = String(unsafeUninitializedCapacity: chunkSize) { buffer in
+        var n: Int
+        repeat { n = read(fd, buffer.baseAddress, chunkSize) } while n < 0 && errno == EINTR
+        if n < 0 { failed = true; return 0 }
+        filled = n == chunkSize
+        return n
+    }
+    if failed { return nil }
+    guard filled else { return first }
+    // A large file (many mounts or sockets): keep reading.
+    var data = Array(first.utf8)
     while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 { if errno == EINTR { continue }; return nil }
-        if n == 0 { break }
-        data.append(contentsOf: chunk[0..<n])
+        let start = data.count
+        data.append(contentsOf: repeatElement(0, count: chunkSize))
+        let n = data.withUnsafeMutableBytes { read(fd, $0.baseAddress! + start, chunkSize) }
+        if n < 0 {
+            data.removeSubrange(start...)
+            if errno == EINTR { continue }
+            return nil
+        }
+        data.removeSubrange((start + n)...)
+        if n < chunkSize { break }
     }
     return String(decoding: data, as: UTF8.self)
 }

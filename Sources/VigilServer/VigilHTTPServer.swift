@@ -11,7 +11,7 @@ public enum VigilHTTPServer {
     public static func router(store: MetricStore, clock: any WallClock) -> Router<BasicRequestContext> {
         let router = Router()
         router.get("/metrics") { _, _ -> Response in
-            let body = PrometheusExposition.render(store.snapshot(at: clock.now()))
+            let body = store.exposition(at: clock.now())
             return Response(
                 status: .ok,
                 headers: [.contentType: PrometheusExposition.contentType],

@@ -43,9 +43,12 @@ public struct SeriesRef: Sendable, Hashable {
 final class Series: Sendable {
     let labels: Labels
     let data: Mutex<SeriesData>
+    /// `name{label="value",…}` as the exposition writes it, made once: labels never change.
+    let exposition: String
 
     init(labels: Labels, encoding: ValueEncoding) {
         self.labels = labels
+        exposition = PrometheusExposition.seriesText(labels)
         var data = SeriesData()
         data.encoding = encoding
         self.data = Mutex(data)
@@ -95,7 +98,15 @@ public final class MetricStore: Sendable {
             if let existing = index.series[labels] { return SeriesRef(series: existing) }
             let created = Series(labels: labels, encoding: encoding)
             index.series[labels] = created
-            index.byName[labels.name ?? "", default: []].append(created)
+            // Kept sorted by labels, so readers never sort.
+            var siblings = index.byName[labels.name ?? ""] ?? []
+            var low = 0, high = siblings.count
+            while low < high {
+                let middle = (low + high) / 2
+                if siblings[middle].labels < labels { low = middle + 1 } else { high = middle }
+            }
+            siblings.insert(created, at: low)
+            index.byName[labels.name ?? ""] = siblings
             generation.add(1, ordering: .releasing)
             return SeriesRef(series: created)
         }
@@ -339,11 +350,33 @@ public final class MetricStore: Sendable {
                 }
             }
             guard !samples.isEmpty else { continue }
-            samples.sort { $0.labels < $1.labels }
             let meta = metadata[name] ?? MetricMetadata(kind: .untyped, help: "")
             families.append(MetricFamily(name: name, kind: meta.kind, help: meta.help, samples: samples))
         }
         return families
+    }
+}
+
+extension MetricStore {
+    /// The Prometheus text exposition (0.0.4) of every live series at `time`: what `/metrics` serves.
+    /// Writes each series' cached `name{labels}` text, so a scrape only formats values.
+    public func exposition(at time: Timestamp) -> String {
+        let (byName, metadata) = index.withLock { ($0.byName, $0.metadata) }
+        var out = ""
+        out.reserveCapacity(byName.count * 200)
+        for name in byName.keys.sorted() {
+            var wroteHeader = false
+            for series in byName[name]! {
+                guard let value = lastValue(SeriesRef(series: series), at: time) else { continue }
+                if !wroteHeader {
+                    let meta = metadata[name] ?? MetricMetadata(kind: .untyped, help: "")
+                    PrometheusExposition.appendHeader(name: name, kind: meta.kind, help: meta.help, to: &out)
+                    wroteHeader = true
+                }
+                PrometheusExposition.appendSample(series.exposition, value, to: &out)
+            }
+        }
+        return out
     }
 }
 

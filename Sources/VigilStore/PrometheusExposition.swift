@@ -9,29 +9,41 @@ public enum PrometheusExposition {
         var out = ""
         out.reserveCapacity(families.reduce(0) { $0 + 80 + $1.samples.count * 64 })
         for family in families {
-            if !family.help.isEmpty {
-                out += "# HELP \(family.name) \(escapeHelp(family.help))\n"
-            }
-            out += "# TYPE \(family.name) \(family.kind.rawValue)\n"
+            appendHeader(name: family.name, kind: family.kind, help: family.help, to: &out)
             for sample in family.samples {
-                out += family.name
-                let labels = sample.labels.pairs.filter { $0.name != Labels.metricName }
-                if !labels.isEmpty {
-                    out += "{"
-                    for (i, label) in labels.enumerated() {
-                        if i > 0 { out += "," }
-                        out += label.name
-                        out += "=\""
-                        out += Labels.escape(label.value)
-                        out += "\""
-                    }
-                    out += "}"
-                }
-                out += " "
-                out += formatValue(sample.value)
-                out += "\n"
+                appendSample(seriesText(sample.labels.setting(Labels.metricName, family.name)), sample.value, to: &out)
             }
         }
+        return out
+    }
+
+    static func appendHeader(name: String, kind: MetricKind, help: String, to out: inout String) {
+        if !help.isEmpty {
+            out += "# HELP \(name) \(escapeHelp(help))\n"
+        }
+        out += "# TYPE \(name) \(kind.rawValue)\n"
+    }
+
+    static func appendSample(_ series: String, _ value: Double, to out: inout String) {
+        out += series
+        out += " "
+        out += formatValue(value)
+        out += "\n"
+    }
+
+    /// `name{label="value",…}` with label values escaped; the metric name is the `__name__` label.
+    public static func seriesText(_ labels: Labels) -> String {
+        var out = labels.name ?? ""
+        var first = true
+        for label in labels where label.name != Labels.metricName {
+            out += first ? "{" : ","
+            first = false
+            out += label.name
+            out += "=\""
+            out += Labels.escape(label.value)
+            out += "\""
+        }
+        if !first { out += "}" }
         return out
     }
 
@@ -44,8 +56,16 @@ public enum PrometheusExposition {
     }
 
     static func escapeHelp(_ text: String) -> String {
-        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\n", with: "\\n")
+        guard text.utf8.contains(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\n") }) else { return text }
+        var out = ""
+        for character in text {
+            switch character {
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            default: out.append(character)
+            }
+        }
+        return out
     }
 }
 
-import Foundation

@@ -30,17 +30,18 @@ struct CollectCommand: AsyncParsableCommand {
             for (name, error) in failures.sorted(by: { $0.key < $1.key }) {
                 FileHandle.standardError.write(Data("vigil: collector \(name) failed: \(error)\n".utf8))
             }
-            print(render(daemon.store.snapshot(at: daemon.clock.now())), terminator: "")
+            print(render(daemon.store, at: daemon.clock.now()), terminator: "")
             if once { return }
             try await Task.sleep(for: .milliseconds(daemon.configuration.collectors.defaultIntervalMilliseconds))
         }
     }
 
-    private func render(_ families: [MetricFamily]) -> String {
+    private func render(_ store: MetricStore, at time: Timestamp) -> String {
         switch format {
         case .prometheus:
-            return PrometheusExposition.render(families)
+            return store.exposition(at: time)
         case .json:
+            let families = store.snapshot(at: time)
             struct Element: Encodable { let name: String; let type: String; let help: String; let labels: [String: String]; let value: Double? }
             let elements = families.flatMap { family in
                 family.samples.map {

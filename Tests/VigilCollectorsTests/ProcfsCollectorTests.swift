@@ -59,9 +59,10 @@ struct ProcfsCollectorTests {
         #expect(batch.value("node_processes_pids") == 2)
     }
 
-    @Test("net: interface counters and TCP states from both kernels")
+    @Test("net: interface counters, sockets and TCP states from both kernels")
     func net() throws {
         let old = try NetCollector(root: fixture("linux-4.15")).collect()
+            .merging(TCPStatCollector(root: fixture("linux-4.15")).collect())
         #expect(old.value("node_network_receive_bytes_total", ["device": "eth0"]) == 987_654_321)
         #expect(old.value("node_network_receive_multicast_total", ["device": "eth0"]) == 12)
         #expect(old.value("node_network_receive_drop_total", ["device": "eth0"]) == 3)
@@ -71,7 +72,19 @@ struct ProcfsCollectorTests {
         #expect(old.value("node_tcp_connection_states", ["state": "time_wait"]) == 1)
         #expect(old.value("node_tcp_connection_states", ["state": "closing"]) == 0)
 
+        #expect(old.value("node_sockstat_TCP_inuse") == 12)
+        #expect(old.value("node_netstat_Tcp_CurrEstab") == 3)
+        #expect(old.value("node_netstat_Udp_InDatagrams") == 52_871)
+
         let new = try NetCollector(root: fixture("linux-6.18")).collect()
+            .merging(TCPStatCollector(root: fixture("linux-6.18")).collect())
+        #expect(new.value("node_sockstat_sockets_used") == 7)
+        #expect(new.value("node_sockstat_TCP_tw") == 22)
+        #expect(new.value("node_sockstat_TCP_mem_bytes") == 90 * Double(sysconf(Int32(_SC_PAGESIZE))))
+        #expect(new.value("node_sockstat_TCP6_inuse") == 0)
+        #expect(new.value("node_netstat_Tcp_ActiveOpens") == 186)
+        #expect(new.value("node_netstat_Tcp_RetransSegs") == 2)
+        #expect(new.value("node_netstat_Tcp_RtoMin") == nil, "fields node_exporter leaves out stay out")
         #expect(new.value("node_network_receive_bytes_total", ["device": "eth0"]) == 51_622_032)
         #expect(new.value("node_network_transmit_bytes_total", ["device": "lo"]) == 82536)
         #expect(new.value("node_tcp_connection_states", ["state": "listen"]) == 1)
@@ -86,7 +99,7 @@ struct ProcfsCollectorTests {
         #expect((batch.value("node_memory_MemTotal_bytes") ?? 0) > 0)
         #expect((batch.value("node_filesystem_size_bytes", ["mountpoint": "/"]) ?? 0) > 0)
         #expect((batch.value("node_boot_time_seconds") ?? 0) > 1_000_000_000)
-        let net = try NetCollector().collect()
+        let net = try NetCollector().collect().merging(TCPStatCollector().collect())
         #expect(net.value("node_network_receive_bytes_total", ["device": "lo"]) != nil)
         for entry in batch.entries + net.entries {
             #expect(Labels.isValidMetricName(entry.labels.name ?? ""), "bad name \(entry.labels)")

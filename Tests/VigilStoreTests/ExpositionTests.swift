@@ -25,5 +25,16 @@ struct ExpositionTests {
 
             """)
         #expect(!text.contains(" \n"), "no trailing blanks")
+        // What /metrics serves (cached series text) is the same document.
+        #expect(store.exposition(at: 2000) == text)
+    }
+
+    @Test("series of a family come out sorted by labels, however they were created")
+    func sorted() {
+        let store = MetricStore()
+        for gpu in [3, 1, 10, 0, 2] { store.append(Labels(name: "g", ["gpu": "\(gpu)"]), 1000, Double(gpu)) }
+        store.append(Labels(name: "a"), 1000, 1)
+        let lines = store.exposition(at: 1000).split(separator: "\n").filter { !$0.hasPrefix("#") }
+        #expect(lines == ["a 1", "g{gpu=\"0\"} 0", "g{gpu=\"1\"} 1", "g{gpu=\"10\"} 10", "g{gpu=\"2\"} 2", "g{gpu=\"3\"} 3"])
     }
 }
