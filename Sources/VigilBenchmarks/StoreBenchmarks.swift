@@ -84,6 +84,10 @@ enum StoreBenchmarks {
                     let (bytes, samples) = perMetric[name]!
                     row("  \(name)", "\(format(Double(bytes) / Double(samples), 3)) B/sample")
                 }
+                let gauges = GPUStream.metricNames.filter { !$0.hasSuffix("_total") }
+                let gaugeBytes = gauges.reduce(0) { $0 + perMetric[$1]!.0 }, gaugeSamples = gauges.reduce(0) { $0 + perMetric[$1]!.1 }
+                row("the \(gauges.count) gauges together (all but the energy counter)",
+                    "\(format(Double(gaugeBytes) / Double(gaugeSamples), 3)) B/sample")
                 row("all samples incl. series objects and labels (estimate)",
                     "\(format(Double(decimalStats.totalBytes) / Double(decimalStats.samples), 3)) B/sample")
             }

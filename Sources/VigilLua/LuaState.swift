@@ -510,15 +510,21 @@ public final class LuaState {
         L = thread
         defer { L = saved }
         let count = lua_gettop(thread)
-        var values: [LuaValue] = []
-        values.reserveCapacity(Int(count))
-        if count > 0 {
-            for index in 1...count { values.append(value(at: index)) }
-        }
         do {
-            let results = try function.body(LuaArguments(values, functionName: function.name))
-            for result in results { push(result) }
-            return Int32(results.count)
+            switch function.body {
+            case .scalar(let body):
+                push(try body(LuaStackArguments(thread: thread, count: Int(count), functionName: function.name)))
+                return 1
+            case .values(let body):
+                var values: [LuaValue] = []
+                values.reserveCapacity(Int(count))
+                if count > 0 {
+                    for index in 1...count { values.append(value(at: index)) }
+                }
+                let results = try body(LuaArguments(values, functionName: function.name))
+                for result in results { push(result) }
+                return Int32(results.count)
+            }
         } catch let error as LuaHostError {
             lua_pushstring(thread, error.message)
             return -1
@@ -526,6 +532,36 @@ public final class LuaState {
             lua_pushstring(thread, "\(error)")
             return -1
         }
+    }
+}
+
+/// The arguments of a `scalar` host function, read from the Lua stack only when asked for. Valid
+/// only during the call.
+public struct LuaStackArguments {
+    let thread: OpaquePointer
+    public let count: Int
+    public let functionName: String
+
+    private func typeName(_ index: Int) -> String {
+        index >= count ? "no value" : String(cString: lua_typename(thread, lua_type(thread, Int32(index + 1))))
+    }
+
+    private func bad(_ index: Int, _ expected: String) -> LuaHostError {
+        LuaHostError("bad argument #\(index + 1) to '\(functionName)' (\(expected) expected, got \(typeName(index)))")
+    }
+
+    public func string(_ index: Int) throws -> String {
+        guard index < count, lua_type(thread, Int32(index + 1)) == LUA_TSTRING else { throw bad(index, "string") }
+        var length = 0
+        let pointer = lua_tolstring(thread, Int32(index + 1), &length)!
+        return String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
+    }
+
+    public func number(_ index: Int) throws -> Double {
+        var isNumber: Int32 = 0
+        let value = index < count ? lua_tonumberx(thread, Int32(index + 1), &isNumber) : 0
+        guard isNumber != 0 else { throw bad(index, "number") }
+        return value
     }
 }
 

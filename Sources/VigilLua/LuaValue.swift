@@ -198,11 +198,23 @@ public struct LuaHostError: Error, Sendable, CustomStringConvertible {
 /// state's owner (a state is never shared), which is why it may capture that owner's state.
 public final class LuaHostFunction: Hashable, @unchecked Sendable {
     public let name: String
-    let body: (LuaArguments) throws -> [LuaValue]
+    enum Body {
+        case values((LuaArguments) throws -> [LuaValue])
+        case scalar((LuaStackArguments) throws -> LuaValue)
+    }
+    let body: Body
 
+    /// A host function that receives its arguments converted and returns any number of values.
     public init(_ name: String, _ body: @escaping (LuaArguments) throws -> [LuaValue]) {
         self.name = name
-        self.body = body
+        self.body = .values(body)
+    }
+
+    /// A host function for hot paths: it reads only the arguments it needs, straight from the Lua
+    /// stack, and returns one value.
+    public init(_ name: String, scalar body: @escaping (LuaStackArguments) throws -> LuaValue) {
+        self.name = name
+        self.body = .scalar(body)
     }
 
     public static func == (lhs: LuaHostFunction, rhs: LuaHostFunction) -> Bool { lhs === rhs }

@@ -62,11 +62,17 @@ final class QueryFunctions {
         add("last") { [self] args in
             [Self.vector(store.instant(try series(args, 0), at: clock.now()))]
         }
-        add("value") { [self] args in
-            let refs = try series(args, 0)
-            guard refs.count == 1, let value = store.lastValue(refs[0], at: clock.now()) else { return [.nil] }
-            return [.number(value)]
-        }
+        table["value"] = .hostFunction(LuaHostFunction("value", scalar: { [self] args in
+            let text = try args.string(0)
+            let refs: [SeriesRef]
+            do {
+                refs = try series(text)
+            } catch let error as VigilError {
+                throw LuaHostError("bad argument #1 to 'value' (\(error.message))")
+            }
+            guard refs.count == 1, let value = store.lastValue(refs[0], at: clock.now()) else { return .nil }
+            return .number(value)
+        }))
         add("series") { [self] args in
             [.array(try series(args, 0).map { Self.labelsTable($0.labels) })]
         }
@@ -119,7 +125,15 @@ final class QueryFunctions {
 
     /// The series the selector in argument `index` matches now.
     private func series(_ args: LuaArguments, _ index: Int) throws -> [SeriesRef] {
-        let text = try args.string(index)
+        do {
+            return try series(try args.string(index))
+        } catch let error as VigilError {
+            throw args.badArgument(index, error.message)
+        }
+    }
+
+    /// The series a selector matches now.
+    private func series(_ text: String) throws -> [SeriesRef] {
         let generation = store.seriesGeneration
         if let cached = selections[text] {
             if cached.generation == generation { return cached.refs }
@@ -127,12 +141,7 @@ final class QueryFunctions {
             selections[text] = (cached.selector, generation, refs)
             return refs
         }
-        let selector: SeriesSelector
-        do {
-            selector = try SeriesSelector(parsing: text)
-        } catch let error as VigilError {
-            throw args.badArgument(index, error.message)
-        }
+        let selector = try SeriesSelector(parsing: text)
         if selections.count >= 1024 { selections.removeAll(keepingCapacity: true) }
         let refs = store.select(selector)
         selections[text] = (selector, generation, refs)

@@ -24,7 +24,12 @@ enum ChunkCodec {
     /// `m` such that `Double(m) / 10^k` is bit-for-bit `value`, or nil.
     @inline(__always)
     static func mantissa(_ value: Double, scale k: Int) -> Int64? {
-        let power = powersOfTen[k]
+        mantissa(value, power: powersOfTen[k])
+    }
+
+    /// `mantissa` with 10^k already looked up.
+    @inline(__always)
+    static func mantissa(_ value: Double, power: Double) -> Int64? {
         let scaled = value * power
         guard abs(scaled) < 4.0e15 else { return nil }
         let rounded = scaled.rounded()
@@ -71,11 +76,11 @@ extension BitWriter {
         if dod == 0 {
             write(0, 1, to: arena)
         } else if ChunkCodec.fits(dod, bits: 7) {
-            write(0b10, 2, to: arena); write(raw, 7, to: arena)
+            write((0b10 << 7) | (raw & 0x7f), 9, to: arena)
         } else if ChunkCodec.fits(dod, bits: 14) {
-            write(0b110, 3, to: arena); write(raw, 14, to: arena)
+            write((0b110 << 14) | (raw & 0x3fff), 17, to: arena)
         } else if ChunkCodec.fits(dod, bits: 20) {
-            write(0b1110, 4, to: arena); write(raw, 20, to: arena)
+            write((0b1110 << 20) | (raw & 0xf_ffff), 24, to: arena)
         } else {
             write(0b1111, 4, to: arena); write(raw, 64, to: arena)
         }
@@ -110,6 +115,7 @@ struct ChunkEncoder {
     private var previousDelta: Int64 = 0
     private var decimalMode = true
     private var scale = 0
+    private var power = 1.0
     private var previousMantissa: Int64 = 0
     private var previousMantissaDelta: Int64 = 0
     private var residualWidth = 0
@@ -155,6 +161,7 @@ struct ChunkEncoder {
         if allowDecimal, let (k, m) = ChunkCodec.smallestScale(for: v) {
             decimalMode = true
             scale = k
+            power = ChunkCodec.powersOfTen[k]
             previousMantissa = m
             writer.write(0, 1, to: arena)
             writer.write(secondOrder ? 1 : 0, 1, to: arena)
@@ -173,7 +180,7 @@ struct ChunkEncoder {
     }
 
     private mutating func writeDecimal(_ v: Double, _ arena: Arena) {
-        if let m = ChunkCodec.mantissa(v, scale: scale) {
+        if let m = ChunkCodec.mantissa(v, power: power) {
             writeMantissa(m, arena)
             return
         }
@@ -187,6 +194,7 @@ struct ChunkEncoder {
                 writer.write(0, 1, to: arena)
                 writer.write(UInt64(k), 4, to: arena)
                 scale = k
+                power = ChunkCodec.powersOfTen[k]
                 previousMantissa = Int64(rescaled)
                 previousMantissaDelta = Int64(rescaledDelta)
                 writeMantissa(m, arena)
@@ -218,8 +226,12 @@ struct ChunkEncoder {
         let needed = ChunkCodec.bitLength(zigzag)
         // Reuse the width while it holds the value and wastes fewer bits than a new width costs.
         if needed <= residualWidth && residualWidth <= needed + 7 {
-            writer.write(0b10, 2, to: arena)
-            writer.write(zigzag, residualWidth, to: arena)
+            if residualWidth <= 54 {
+                writer.write((0b10 << UInt64(residualWidth)) | zigzag, residualWidth + 2, to: arena)
+            } else {
+                writer.write(0b10, 2, to: arena)
+                writer.write(zigzag, residualWidth, to: arena)
+            }
         } else {
             residualWidth = needed
             writer.write(0b110, 3, to: arena)

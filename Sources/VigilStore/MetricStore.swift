@@ -69,7 +69,8 @@ public final class MetricStore: Sendable {
     public let lookback: Int64
     public let encoding: ValueEncoding
     private let index = Mutex(Index())
-    private let appendedTotal = Atomic<Int>(0)
+    /// Appends counted by series that retention has since removed (live series count their own).
+    private let appendedByRemovedSeries = Atomic<Int>(0)
     /// Bumped whenever a series is created or removed: cached selections of older generations are stale.
     private let generation = Atomic<Int>(0)
     private struct Selection {
@@ -118,7 +119,6 @@ public final class MetricStore: Sendable {
         let result = ref.series.data.withLock { $0.append(timestamp, value) }
         switch result {
         case .appended:
-            appendedTotal.add(1, ordering: .relaxed)
             return true
         case .duplicate:
             return true
@@ -285,7 +285,10 @@ public final class MetricStore: Sendable {
         var dead: [Series] = []
         for series in all {
             let empty = series.data.withLock { data -> Bool in
-                if data.lastTime <= cutoff { return true }
+                if data.lastTime <= cutoff {
+                    appendedByRemovedSeries.add(data.appendedCount, ordering: .relaxed)
+                    return true
+                }
                 _ = data.dropChunks(before: cutoff)
                 if data.lastTime < now - lookback && data.head != nil {
                     data.seal()
@@ -322,10 +325,11 @@ public final class MetricStore: Sendable {
 
     public func statistics() -> Statistics {
         let all = index.withLock { Array($0.series.values) }
-        var samples = 0, sampleBytes = 0, labelBytes = 0
+        var samples = 0, sampleBytes = 0, labelBytes = 0, appended = appendedByRemovedSeries.load(ordering: .relaxed)
         for series in all {
             series.data.withLock { data in
                 samples += data.sampleCount
+                appended += data.appendedCount
                 sampleBytes += data.memoryBytes
             }
             // Object headers, the lock, the index entry and the label strings.
@@ -333,7 +337,7 @@ public final class MetricStore: Sendable {
         }
         return Statistics(series: all.count, samples: samples, sampleBytes: sampleBytes,
                           totalBytes: sampleBytes + labelBytes,
-                          appendedTotal: appendedTotal.load(ordering: .relaxed),
+                          appendedTotal: appended,
                           outOfOrderTotal: rejectedTotal.load(ordering: .relaxed))
     }
 

@@ -18,6 +18,8 @@ struct SeriesData {
     var lastTime: Timestamp = .min
     var lastValue: Double = .nan
     var sampleCount = 0
+    /// Samples ever appended (not lowered by retention), for the store's appended total.
+    var appendedCount = 0
 
     enum AppendResult { case appended, duplicate, outOfOrder }
 
@@ -34,6 +36,7 @@ struct SeriesData {
         lastTime = t
         lastValue = v
         sampleCount += 1
+        appendedCount += 1
         return .appended
     }
 

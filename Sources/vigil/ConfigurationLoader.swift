@@ -1,4 +1,5 @@
 import Foundation
+import VigilCollectors
 import VigilCore
 import Yams
 
@@ -60,6 +61,9 @@ enum ConfigurationLoader {
                     case "interval": configuration.collectors.defaultIntervalMilliseconds = try reader.positiveDuration(value, path)
                     case "timeout": configuration.collectors.defaultTimeoutMilliseconds = try reader.positiveDuration(value, path)
                     default:
+                        guard BuiltinCollectors.names.contains(key) else {
+                            throw reader.error(value, "unknown collector '\(key)' in collectors (known: \(BuiltinCollectors.names.joined(separator: ", ")))")
+                        }
                         var settings = CollectorSettings()
                         try reader.mapping(value, path: path) { key, value, path in
                             switch key {

@@ -54,6 +54,7 @@ struct ConfigurationLoaderTests {
         ("listen: nowhere\n", "vigil.yml:1:9: listen must be HOST:PORT"),
         ("lua: [1, 2]\n", "vigil.yml:1:6: lua must be a mapping"),
         ("lua:\n  memory: lots\n", "vigil.yml:2:11: lua.memory must be a size"),
+        ("collectors:\n  procfss: { interval: 2s }\n", "vigil.yml:2:12: unknown collector 'procfss' in collectors"),
         ("a: [unclosed\n", "vigil.yml: not valid YAML"),
     ])
     func mistakes(text: String, message: String) {
