@@ -14,9 +14,9 @@ enum ServeBenchmark {
         let metricsURL: URL?
     }
 
-    static func run(seconds: Int) {
-        print("== serve (\(seconds) s after 10 s of warm-up; release build as started here)")
-        let vigil = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vigil").path
+    static func run(seconds: Int, binary: String? = nil) {
+        let vigil = binary ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vigil").path
+        print("== serve (\(seconds) s after 10 s of warm-up; \(vigil))")
         var targets = [
             Target(name: "vigil serve, collecting at 1 s (not scraped)", executable: vigil,
                    arguments: ["serve", "--listen", "127.0.0.1:19477"], metricsURL: nil),

@@ -2,6 +2,7 @@
 //
 //   swift run -c release vigil-benchmarks            # store and Lua figures
 //   swift run -c release vigil-benchmarks serve      # the daemon's CPU and memory, beside node_exporter
+//   swift run -c release vigil-benchmarks serve 60 PATH   # the same for another vigil binary
 //
 // Every figure is printed next to a baseline measured in the same run.
 
@@ -19,11 +20,11 @@ case "lua":
     LuaBenchmarks.run()
 case "serve":
     let seconds = arguments.dropFirst().first.flatMap(Int.init) ?? 60
-    ServeBenchmark.run(seconds: seconds)
+    ServeBenchmark.run(seconds: seconds, binary: arguments.dropFirst(2).first)
 case "all":
     StoreBenchmarks.run()
     LuaBenchmarks.run()
 default:
-    print("usage: vigil-benchmarks [store|windows|lua|serve [SECONDS]|all]")
+    print("usage: vigil-benchmarks [store|windows|lua|serve [SECONDS [VIGIL-BINARY]]|all]")
     exit(2)
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Logging
 import Testing
 import VigilLua
@@ -282,5 +283,36 @@ struct LuaErrorAndValueTests {
             == [false, "bad argument #1 to 'add' (number expected, got table)"])
         // Works from inside a coroutine too.
         #expect(try state.run("return coroutine.wrap(function() return add(40, 2) end)()", chunkName: "h.lua") == [.number(42)])
+    }
+}
+
+/// Collects log records, to check what scripts print reaches the daemon's log.
+private final class CapturingLogHandler: LogHandler, @unchecked Sendable {
+    struct Record { let message: String; let metadata: Logger.Metadata }
+    let records = Mutex<[Record]>([])
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        records.withLock { $0.append(Record(message: event.message.description, metadata: event.metadata ?? [:])) }
+    }
+}
+
+@Suite("Lua print")
+struct LuaPrintTests {
+    @Test("print writes each line to the daemon's log with the script's name")
+    func printGoesToTheLog() throws {
+        let handler = CapturingLogHandler()
+        let state = try LuaState(name: "rules/gpu.lua", logger: Logger(label: "test") { _ in handler })
+        try state.run("print('GPU', 3, 'is hot') print('second line')", chunkName: "rules/gpu.lua")
+        let records = handler.records.withLock { $0 }
+        #expect(records.map(\.message) == ["script output", "script output"])
+        #expect(records.map { $0.metadata["script.output"]?.description } == ["GPU\t3\tis hot", "second line"])
+        #expect(records.allSatisfy { $0.metadata["script.name"]?.description == "rules/gpu.lua" })
     }
 }
