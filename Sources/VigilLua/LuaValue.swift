@@ -1,3 +1,5 @@
+import Foundation
+
 /// Bytes of a Lua string. Lua strings are byte arrays; most are UTF-8 text.
 public struct LuaString: Hashable, Sendable, ExpressibleByStringLiteral, CustomStringConvertible {
     public var bytes: [UInt8]
@@ -292,5 +294,3 @@ public enum LuaFormat {
         return out + "\""
     }
 }
-
-import Foundation

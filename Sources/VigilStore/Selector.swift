@@ -1,3 +1,4 @@
+import Foundation
 import VigilCore
 
 /// One label matcher: `=`, `!=`, `=~`, `!~` (regular expressions are fully anchored, as in Prometheus).
@@ -204,5 +205,3 @@ private struct SelectorScanner {
         VigilError(.invalidQuery, "\(message) at position \(index + 1) of selector \"\(text)\"")
     }
 }
-
-import Foundation
