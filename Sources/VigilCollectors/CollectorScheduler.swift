@@ -108,40 +108,31 @@ public final class CollectorScheduler: Service, Sendable {
     func runOnce(_ entry: ScheduledCollector, at tick: Timestamp) async -> (any Error)? {
         let started = ContinuousClock.now
         let collector = entry.collector
-        let result: Result<SampleBatch, any Error>
+        var batch: SampleBatch?
+        var failure: (any Error)?
         do {
-            result = .success(try await runners[entry.name]!.run(timeout: entry.timeout) { try collector.collect() })
+            batch = try await runners[entry.name]!.run(timeout: entry.timeout) { try collector.collect() }
         } catch {
-            result = .failure(error)
+            failure = error
         }
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        let labels = ["collector": entry.name]
-        switch result {
-        case .success(let batch):
-            write(batch, from: entry.name, at: tick)
-            let errors = state.withLock { state -> Int in
-                state.runs[entry.name, default: 0] += 1
-                return state.errors[entry.name, default: 0]
-            }
-            store.append(Labels(name: "vigil_collector_errors_total", labels), tick, Double(errors))
-            store.append(Labels(name: "vigil_collector_success", labels), tick, 1)
-            store.append(Labels(name: "vigil_collector_duration_seconds", labels), tick, seconds)
-            return nil
-        case .failure(let error):
-            let errors = state.withLock { state -> Int in
-                state.runs[entry.name, default: 0] += 1
-                state.errors[entry.name, default: 0] += 1
-                return state.errors[entry.name]!
-            }
-            logger.warning("collector failed", metadata: [
-                "collector.name": "\(entry.name)", "collector.error": "\(error)", "collector.errors_total": "\(errors)",
-            ])
-            store.append(Labels(name: "vigil_collector_errors_total", labels), tick, Double(errors))
-            store.append(Labels(name: "vigil_collector_success", labels), tick, 0)
-            store.append(Labels(name: "vigil_collector_duration_seconds", labels), tick, seconds)
-            return error
+        if let batch { write(batch, from: entry.name, at: tick) }
+        let errors = state.withLock { state -> Int in
+            state.runs[entry.name, default: 0] += 1
+            if failure != nil { state.errors[entry.name, default: 0] += 1 }
+            return state.errors[entry.name, default: 0]
         }
+        if let failure {
+            logger.warning("collector failed", metadata: [
+                "collector.name": "\(entry.name)", "collector.error": "\(failure)", "collector.errors_total": "\(errors)",
+            ])
+        }
+        let labels = ["collector": entry.name]
+        store.append(Labels(name: "vigil_collector_errors_total", labels), tick, Double(errors))
+        store.append(Labels(name: "vigil_collector_success", labels), tick, failure == nil ? 1 : 0)
+        store.append(Labels(name: "vigil_collector_duration_seconds", labels), tick, seconds)
+        return failure
     }
 
     private func write(_ batch: SampleBatch, from collector: String, at tick: Timestamp) {

@@ -267,6 +267,18 @@ struct LuaErrorAndValueTests {
         #expect(try state.call(reference, ["4", "2"]) == ["42", .integer(4)])
     }
 
+    @Test("a chunk compiled once is called many times; globals are called by name")
+    func loadAndCall() throws {
+        let state = try makeState()
+        let chunk = try state.load("local a, b = ... return a * b", chunkName: "rules/mul.lua")
+        #expect(try state.call(chunk, [6, 7]) == [.integer(42)])
+        #expect(try state.call(chunk, [1.5, 2]) == [.number(3)])
+        try state.run("function greet(name) return 'hello ' .. name end", chunkName: "g.lua")
+        #expect(try state.call(global: "greet", ["vigil"]) == ["hello vigil"])
+        #expect(throws: LuaError.self) { try state.call(global: "missing") }
+        #expect(throws: LuaError.self) { try state.load("return +", chunkName: "rules/bad.lua") }
+    }
+
     @Test("Swift host functions are callable from Lua; their errors point at the caller")
     func hostFunctions() throws {
         let state = try makeState()
