@@ -4,16 +4,16 @@ import Synchronization
 import VigilCore
 import VigilStore
 
-/// Runs every collector on its own cadence and writes what they return into the store.
+/// Runs every collector of a registry on its own cadence and writes what they return into the store.
 ///
 /// Samples are stamped with the scheduled tick (aligned to multiples of the interval), not with the
 /// moment the read finished, so a steady 1 s series has identical timestamp deltas and compresses to
 /// a bit per timestamp. A collector that throws, times out or overruns is logged and counted in
 /// `vigil_collector_errors_total{collector}`; the others keep their cadence. A series a collector
-/// stops reporting gets a staleness marker, so instant queries stop returning it at once.
+/// stops reporting gets a staleness marker, so instant queries stop returning it at once; so does every
+/// series of a collector removed from the registry.
 public final class CollectorScheduler: Service, Sendable {
-    private let collectors: [ScheduledCollector]
-    private let runners: [String: BlockingRunner]
+    public let registry: CollectorRegistry
     private let store: MetricStore
     private let clock: any WallClock
     private let logger: Logger
@@ -25,12 +25,14 @@ public final class CollectorScheduler: Service, Sendable {
         var seen: [String: Set<SeriesRef>] = [:]
         var errors: [String: Int] = [:]
         var runs: [String: Int] = [:]
+        /// One runner (serial queue) per registration, so a replaced collector's stuck run cannot
+        /// block its successor.
+        var runners: [Int: BlockingRunner] = [:]
     }
 
-    public init(collectors: [ScheduledCollector], store: MetricStore, clock: any WallClock = SystemWallClock(),
+    public init(registry: CollectorRegistry, store: MetricStore, clock: any WallClock = SystemWallClock(),
                 logger: Logger, compactionInterval: Int64 = 60_000) {
-        self.collectors = collectors
-        self.runners = Dictionary(uniqueKeysWithValues: collectors.map { ($0.name, BlockingRunner(label: $0.name)) })
+        self.registry = registry
         self.store = store
         self.clock = clock
         self.logger = logger
@@ -41,16 +43,35 @@ public final class CollectorScheduler: Service, Sendable {
         store.describe("vigil_collector_success", kind: .gauge, help: "1 when the collector's last run succeeded, else 0.")
     }
 
-    public var names: [String] { collectors.map(\.name) }
+    /// A scheduler over a fixed set of collectors.
+    public convenience init(collectors: [ScheduledCollector], store: MetricStore, clock: any WallClock = SystemWallClock(),
+                            logger: Logger, compactionInterval: Int64 = 60_000) {
+        self.init(registry: CollectorRegistry(collectors), store: store, clock: clock, logger: logger,
+                  compactionInterval: compactionInterval)
+    }
 
-    /// Runs until cancelled or until graceful shutdown.
+    public var names: [String] { registry.names }
+
+    /// Runs until cancelled or until graceful shutdown, following the registry's changes.
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
-                for entry in self.collectors {
+                let (current, changes) = self.registry.subscribe()
+                for entry in current {
                     group.addTask { await self.loop(entry) }
                 }
                 group.addTask { await self.compactionLoop() }
+                for await change in changes {
+                    switch change {
+                    case .added(let entry), .replaced(_, by: let entry):
+                        // A replaced collector's loop ends at its next tick; the successor's first
+                        // run marks stale whatever it no longer reports.
+                        group.addTask { await self.loop(entry) }
+                    case .removed(let entry):
+                        // Its loop ends at its next tick; its series end now.
+                        self.retire(entry)
+                    }
+                }
             }
         }
     }
@@ -60,7 +81,7 @@ public final class CollectorScheduler: Service, Sendable {
     public func collectOnce(at tick: Timestamp? = nil) async -> [String: any Error] {
         let time = tick ?? clock.now()
         return await withTaskGroup(of: (String, (any Error)?).self) { group in
-            for entry in collectors {
+            for entry in registry.entries {
                 group.addTask { (entry.name, await self.runOnce(entry, at: time)) }
             }
             var failures: [String: any Error] = [:]
@@ -74,12 +95,12 @@ public final class CollectorScheduler: Service, Sendable {
         state.withLock { ($0.runs, $0.errors) }
     }
 
-    private func loop(_ entry: ScheduledCollector) async {
-        let interval = max(entry.interval, 1)
+    private func loop(_ entry: CollectorRegistry.Entry) async {
+        let interval = max(entry.scheduled.interval, 1)
         // A first run at once (stamped with the tick just passed), so a slow cadence does not mean
         // a long wait for the first sample.
         await runOnce(entry, at: clock.now() / interval * interval)
-        while !Task.isCancelled {
+        while !Task.isCancelled && registry.isCurrent(entry) {
             let now = clock.now()
             let tick = (now / interval + 1) * interval
             do {
@@ -87,8 +108,18 @@ public final class CollectorScheduler: Service, Sendable {
             } catch {
                 return
             }
+            guard registry.isCurrent(entry) else { break }
             await runOnce(entry, at: tick)
         }
+        state.withLock { _ = $0.runners.removeValue(forKey: entry.id) }
+    }
+
+    /// Marks every series of a removed collector stale, so queries stop returning it at once.
+    private func retire(_ entry: CollectorRegistry.Entry) {
+        let vanished = state.withLock { $0.seen.removeValue(forKey: entry.name) ?? [] }
+        let now = clock.now()
+        for ref in vanished { store.append(ref, now, StaleMarker.value) }
+        logger.info("collector removed", metadata: ["collector.name": "\(entry.name)", "collector.series": "\(vanished.count)"])
     }
 
     private func compactionLoop() async {
@@ -105,18 +136,26 @@ public final class CollectorScheduler: Service, Sendable {
 
     /// One run of one collector, stamped `tick`. Returns the error, if any.
     @discardableResult
-    func runOnce(_ entry: ScheduledCollector, at tick: Timestamp) async -> (any Error)? {
+    func runOnce(_ entry: CollectorRegistry.Entry, at tick: Timestamp) async -> (any Error)? {
         let started = ContinuousClock.now
-        let collector = entry.collector
+        let collector = entry.scheduled.collector
+        let runner = state.withLock { state in
+            if let existing = state.runners[entry.id] { return existing }
+            let created = BlockingRunner(label: entry.name)
+            state.runners[entry.id] = created
+            return created
+        }
         var batch: SampleBatch?
         var failure: (any Error)?
         do {
-            batch = try await runners[entry.name]!.run(timeout: entry.timeout) { try collector.collect() }
+            batch = try await runner.run(timeout: entry.scheduled.timeout) { try collector.collect() }
         } catch {
             failure = error
         }
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        // A run that finishes after its collector was removed or replaced writes nothing.
+        guard registry.isCurrent(entry) else { return failure }
         if let batch { write(batch, from: entry.name, at: tick) }
         let errors = state.withLock { state -> Int in
             state.runs[entry.name, default: 0] += 1

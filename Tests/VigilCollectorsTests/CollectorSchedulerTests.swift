@@ -80,3 +80,51 @@ struct CollectorSchedulerTests {
         #expect(store.metadata("test_runs") == MetricMetadata(kind: .gauge, help: "Runs so far."))
     }
 }
+
+/// Reports one series named after itself, with a value it was given.
+private struct Constant: Collector {
+    let name: String
+    let value: Double
+    func collect() throws -> SampleBatch {
+        var batch = SampleBatch()
+        batch.gauge("test_constant", "A constant per collector.", ["collector": name], value)
+        return batch
+    }
+}
+
+@Suite("collector registry")
+struct CollectorRegistryTests {
+    private func current(_ store: MetricStore, _ name: String) throws -> Double? {
+        store.instant(try SeriesSelector(parsing: #"test_constant{collector="\#(name)"}"#), at: SystemWallClock().now()).first?.value
+    }
+
+    @Test("collectors added, replaced and removed while the scheduler runs take effect without a restart")
+    func changesWhileRunning() async throws {
+        let store = MetricStore()
+        let registry = CollectorRegistry([ScheduledCollector(Constant(name: "first", value: 1), interval: 100)])
+        let scheduler = CollectorScheduler(registry: registry, store: store, logger: Logger(label: "test"))
+        let task = Task { try await scheduler.run() }
+        defer { task.cancel() }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try current(store, "first") == 1)
+
+        registry.add(ScheduledCollector(Constant(name: "second", value: 2), interval: 100))
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try current(store, "second") == 2, "an added collector starts at once")
+        #expect(scheduler.names == ["first", "second"])
+
+        registry.add(ScheduledCollector(Constant(name: "second", value: 20), interval: 100))
+        try await Task.sleep(for: .milliseconds(400))
+        #expect(try current(store, "second") == 20, "a replaced collector's successor reports")
+        let samples = store.range(try SeriesSelector(parsing: #"test_constant{collector="second"}"#), after: 0, through: .max)
+        #expect(samples.first?.samples.suffix(2).map(\.value) == [20, 20], "the old version stopped writing")
+
+        #expect(registry.remove(named: "first"))
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(try current(store, "first") == nil, "a removed collector's series are stale at once")
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try current(store, "first") == nil, "and stay so: its loop stopped")
+        #expect(!registry.remove(named: "first"))
+        #expect(try current(store, "second") == 20)
+    }
+}
