@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Testing
 #if canImport(FoundationNetworking)
@@ -38,7 +39,17 @@ private struct Finished {
     var stderr: String
 }
 
-private func run(_ arguments: [String], timeout: TimeInterval = 60) throws -> Finished {
+/// Runs `vigil` and waits for it on a dispatch queue, so the wait never holds one of Swift's few
+/// cooperative threads (other tests' tasks run there).
+private func run(_ arguments: [String]) async throws -> Finished {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async {
+            continuation.resume(with: Result { try runBlocking(arguments) })
+        }
+    }
+}
+
+private func runBlocking(_ arguments: [String]) throws -> Finished {
     let process = Process()
     process.executableURL = try vigilExecutable()
     process.arguments = arguments
@@ -102,66 +113,66 @@ struct DaemonEndToEndTests {
         while process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
         #expect(!process.isRunning, "the daemon stops within 15 s")
         #expect(process.terminationStatus == 0)
-        let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let log = String(decoding: err.fileHandleForReading.availableData, as: UTF8.self)
         #expect(log.contains("vigil stopped"), "\(log)")
     }
 
     @Test("vigil eval prints the value; an error goes to stderr with file:line and exit status 1")
-    func eval() throws {
-        let ok = try run(["eval", "--rounds", "1", "return vigil.query.scalar(vigil.query.last('node_load1')) >= 0, 6 * 7"])
+    func eval() async throws {
+        let ok = try await run(["eval", "--rounds", "1", "return vigil.query.scalar(vigil.query.last('node_load1')) >= 0, 6 * 7"])
         #expect(ok.status == 0, "\(ok.stderr)")
         #expect(ok.stdout == "true\n42\n")
 
         let script = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-eval-\(UUID().uuidString).lua")
         try "local x = 1\nlocal y = nil + x\nreturn y\n".write(to: script, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: script) }
-        let failed = try run(["eval", "--rounds", "0", "--file", script.path])
+        let failed = try await run(["eval", "--rounds", "0", "--file", script.path])
         #expect(failed.status == 1)
         #expect(failed.stdout.isEmpty)
         #expect(failed.stderr.contains("\(script.path):2: attempt to perform arithmetic on a nil value"), "\(failed.stderr)")
         #expect(failed.stderr.contains("stack traceback:"))
 
-        let syntax = try run(["eval", "--rounds", "0", "return )"])
+        let syntax = try await run(["eval", "--rounds", "0", "return )"])
         #expect(syntax.status == 1)
         #expect(syntax.stderr.contains("eval:1: unexpected symbol near ')'"), "\(syntax.stderr)")
 
-        let limited = try run(["eval", "--rounds", "0", "while true do end"])
+        let limited = try await run(["eval", "--rounds", "0", "while true do end"])
         #expect(limited.status == 1)
         #expect(limited.stderr.contains("instruction limit exceeded"))
 
-        let json = try run(["eval", "--rounds", "0", "--json", "return {a = 1, b = {2, 3}}"])
+        let json = try await run(["eval", "--rounds", "0", "--json", "return {a = 1, b = {2, 3}}"])
         let decoded = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
         #expect(decoded?["a"] as? Int == 1)
         #expect(decoded?["b"] as? [Int] == [2, 3])
     }
 
     @Test("vigil collect --once prints Prometheus text or JSON")
-    func collect() throws {
-        let text = try run(["collect", "--once"])
+    func collect() async throws {
+        let text = try await run(["collect", "--once"])
         #expect(text.status == 0)
         #expect(text.stdout.contains("# TYPE node_load1 gauge\nnode_load1 "))
-        let json = try run(["collect", "--once", "--format", "json"])
+        let json = try await run(["collect", "--once", "--format", "json"])
         #expect(json.status == 0)
         let elements = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
         #expect(elements.contains { $0["name"] as? String == "node_cpu_seconds_total" && $0["type"] as? String == "counter" })
     }
 
     @Test("a bad configuration file is refused with file, line and key")
-    func badConfiguration() throws {
+    func badConfiguration() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-\(UUID().uuidString).yml")
         try "listen: 127.0.0.1:9477\nlua:\n  memroy: 8MiB\n".write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
-        let result = try run(["serve", "--config", file.path])
+        let result = try await run(["serve", "--config", file.path])
         #expect(result.status != 0)
         #expect(result.stderr.contains("\(file.path):3:11: unknown key 'memroy' in lua"), "\(result.stderr)")
     }
 
     @Test("--version and --help")
-    func help() throws {
-        let version = try run(["--version"])
+    func help() async throws {
+        let version = try await run(["--version"])
         #expect(version.stdout == "0.1.0\n")
         for command in ["serve", "collect", "eval"] {
-            let help = try run([command, "--help"])
+            let help = try await run([command, "--help"])
             #expect(help.status == 0)
             #expect(help.stdout.contains("USAGE: vigil \(command)"))
         }
