@@ -1,5 +1,5 @@
 ---@meta
--- LuaCATS stubs of the `vigil` module for editors (lua-language-server). Documentation: README.md.
+-- LuaCATS declarations of the `vigil` module for editors (lua-language-server). Documentation: README.md.
 
 ---@class VigilElement
 ---@field name string? metric name (absent after functions that drop it)

@@ -67,13 +67,13 @@ struct VigilLuaModuleTests {
         #expect(try lua.run("return #vigil.query.last('nothing_here')", chunkName: "e.lua") == [.integer(0)])
     }
 
-    @Test("every registered function is documented in rules/README.md and stubbed in vigil.meta.lua")
+    @Test("every registered function is documented in rules/README.md and declared in vigil.meta.lua")
     func documented() throws {
         let readme = try String(contentsOf: repositoryRoot.appendingPathComponent("rules/README.md"), encoding: .utf8)
         let meta = try String(contentsOf: repositoryRoot.appendingPathComponent("rules/vigil.meta.lua"), encoding: .utf8)
         for name in VigilLuaModule.functionNames {
             #expect(readme.contains("`\(name)`") || readme.contains("### `\(name)"), "\(name) has no entry in rules/README.md")
-            #expect(meta.contains("function \(name)("), "\(name) has no stub in rules/vigil.meta.lua")
+            #expect(meta.contains("function \(name)("), "\(name) has no declaration in rules/vigil.meta.lua")
         }
         // And the module has no function the list forgets.
         let lua = try state(MetricStore(), ManualWallClock())
