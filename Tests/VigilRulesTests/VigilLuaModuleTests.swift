@@ -54,6 +54,8 @@ struct VigilLuaModuleTests {
             ("local v = vigil.query.last()", "e.lua:1: bad argument #1 to 'last' (string expected, got no value)"),
             ("local v = vigil.query.last(nil)", "e.lua:1: bad argument #1 to 'last' (string expected, got nil)"),
             ("local v = vigil.query.sum(42)", "e.lua:1: bad argument #1 to 'sum' (vector (table) expected, got number)"),
+            ("local v = vigil.query.value({})", "e.lua:1: bad argument #1 to 'value' (string expected, got table)"),
+            ("local v = vigil.query.value('x{a=~\"(\"}')", "e.lua:1: bad argument #1 to 'value' (invalid regular expression"),
         ]
         for (source, message) in cases {
             do {
