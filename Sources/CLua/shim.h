@@ -54,7 +54,6 @@ enum {
 
 typedef struct clua_sandbox {
     size_t used;            /* bytes held by the state now */
-    size_t peak;            /* highest `used` seen */
     size_t cap;             /* byte cap; 0 = none */
     int host_depth;         /* > 0 while a Swift host function runs: allocations never fail then */
     int limit_hit;          /* CLUA_LIMIT_* of the last limit crossed */
@@ -93,7 +92,6 @@ static inline void *clua_sandbox_alloc(void *ud, void *ptr, size_t osize, size_t
     void *p = realloc(ptr, nsize);
     if (p == NULL) return NULL;
     sb->used = sb->used - old + nsize;
-    if (sb->used > sb->peak) sb->peak = sb->used;
     return p;
 }
 

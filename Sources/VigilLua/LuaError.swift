@@ -30,11 +30,6 @@ public struct LuaError: Error, Sendable, CustomStringConvertible {
         self.traceback = traceback
     }
 
-    /// True when crossing a limit, not a mistake in the script's logic.
-    public var isLimit: Bool {
-        [.memoryLimit, .instructionLimit, .deadline, .outputLimit, .callDepthLimit].contains(kind)
-    }
-
     /// `rules/gpu.lua:12: attempt to index a nil value`.
     public var description: String {
         var where_ = ""

@@ -63,8 +63,6 @@ public final class LuaState {
 
     /// Bytes the state holds now.
     public var memoryUsed: Int { sandbox.pointee.used }
-    /// Most bytes the state has held.
-    public var memoryPeak: Int { sandbox.pointee.peak }
 
     /// Compiles `source` (text only) into a function kept in the registry. Syntax errors name
     /// `chunkName:line`.
@@ -163,11 +161,6 @@ public final class LuaState {
     public func release(_ reference: LuaReference) {
         guard reference.stateID == ObjectIdentifier(self) else { return }
         luaL_unref(L, clua_registryindex(), reference.id)
-    }
-
-    /// Runs a full garbage collection.
-    public func collectGarbage() {
-        unfailing { clua_gc_collect(L) }
     }
 
     /// Replaces the state with a fresh one (same limits, same registered modules). References and

@@ -69,11 +69,6 @@ public enum LuaValue: Hashable, Sendable {
         }
     }
 
-    public var boolValue: Bool? {
-        if case .boolean(let b) = self { return b }
-        return nil
-    }
-
     /// Lua truthiness: everything but nil and false.
     public var isTruthy: Bool {
         switch self {
@@ -153,10 +148,6 @@ public struct LuaArguments: Sendable {
         case .number(let d): return LuaFormat.number(d)
         default: throw badArgument(index, expected: "string")
         }
-    }
-
-    public func optionalString(_ index: Int) throws -> String? {
-        self[index].isNil ? nil : try string(index)
     }
 
     public func number(_ index: Int) throws -> Double {

@@ -45,10 +45,13 @@ final class Series: Sendable {
     let data: Mutex<SeriesData>
     /// `name{label="value",…}` as the exposition writes it, made once: labels never change.
     let exposition: String
+    /// Estimated bytes of this object, its lock, its index entry and its label strings (fixed).
+    let overheadBytes: Int
 
     init(labels: Labels, encoding: ValueEncoding) {
         self.labels = labels
         exposition = PrometheusExposition.seriesText(labels)
+        overheadBytes = 160 + exposition.utf8.count + labels.pairs.reduce(0) { $0 + 32 + $1.name.utf8.count + $1.value.utf8.count }
         var data = SeriesData()
         data.encoding = encoding
         self.data = Mutex(data)
@@ -332,8 +335,7 @@ public final class MetricStore: Sendable {
                 appended += data.appendedCount
                 sampleBytes += data.memoryBytes
             }
-            // Object headers, the lock, the index entry and the label strings.
-            labelBytes += 160 + series.labels.pairs.reduce(0) { $0 + 32 + $1.name.utf8.count + $1.value.utf8.count }
+            labelBytes += series.overheadBytes
         }
         return Statistics(series: all.count, samples: samples, sampleBytes: sampleBytes,
                           totalBytes: sampleBytes + labelBytes,

@@ -49,13 +49,6 @@ struct SeriesData {
         head = nil
     }
 
-    /// Calls `body` with every sample in `(start, end]`, oldest first.
-    func forEachSample(after start: Timestamp, through end: Timestamp, _ body: (Sample) -> Void) {
-        var samples: [Sample] = []
-        appendSamples(after: start, through: end, into: &samples)
-        samples.forEach(body)
-    }
-
     /// Appends every sample in `(start, end]` to `out`, oldest first; with `skipStale`, staleness
     /// markers are left out.
     func appendSamples(after start: Timestamp, through end: Timestamp, into out: inout [Sample], skipStale: Bool = false) {
