@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "VigilStore", targets: ["VigilStore"]),
         .library(name: "VigilLua", targets: ["VigilLua"]),
         .library(name: "VigilCollectors", targets: ["VigilCollectors"]),
+        // The fake libnvidia-ml.so.1 the GPU tests (and demos without a GPU) load with dlopen.
+        .library(name: "VigilFakeNVML", type: .dynamic, targets: ["VigilFakeNVML"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -50,10 +52,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Vigil's own declarations of the NVML structs it reads (nvml.h is not vendored), size-asserted.
+        .target(name: "CVigilNVML"),
+        // A fake NVML with the same C ABI, scripted by a JSON scenario; see the README's testing section.
+        .target(
+            name: "VigilFakeNVML",
+            dependencies: ["CVigilNVML"],
+            exclude: ["eight-gpus.json"],
+            linkerSettings: [.linkedLibrary("pthread"), .linkedLibrary("dl")]
+        ),
         .target(
             name: "VigilCollectors",
             dependencies: [
-                "VigilCore", "VigilStore", "VigilLua",
+                "VigilCore", "VigilStore", "VigilLua", "CVigilNVML",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -75,8 +75,11 @@ public struct CollectorsConfiguration: Sendable, Equatable {
     /// Time a collector may take before its run is abandoned and counted as an error. Default 5 s
     /// (never more than the collector's own interval allows for the next run: overruns are skipped).
     public var defaultTimeoutMilliseconds: Int64 = 5000
-    /// Per built-in collector (`procfs`, `net`, `vigil`): enabled, interval, timeout.
+    /// Per built-in collector (`procfs`, `net`, `tcpstat`, `nvml`, `vigil`): enabled, interval, timeout.
     public var overrides: [String: CollectorSettings] = [:]
+    /// The NVML library the `nvml` collector opens (`collectors.nvml.library`). Default
+    /// `libnvidia-ml.so.1` from the loader's path; `VIGIL_NVML_LIBRARY` in the environment wins.
+    public var nvmlLibrary: String?
 
     public init() {}
 

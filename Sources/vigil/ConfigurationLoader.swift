@@ -70,6 +70,8 @@ enum ConfigurationLoader {
                             case "enabled": settings.enabled = try reader.bool(value, path)
                             case "interval": settings.intervalMilliseconds = try reader.positiveDuration(value, path)
                             case "timeout": settings.timeoutMilliseconds = try reader.positiveDuration(value, path)
+                            case "library" where path == "collectors.nvml.library":
+                                configuration.collectors.nvmlLibrary = try reader.string(value, path)
                             default: throw reader.unknown(key, value, path)
                             }
                         }

@@ -17,7 +17,7 @@ struct VigilCommand: AsyncParsableCommand {
             `vigil serve` (metrics on http://127.0.0.1:9477/metrics) or explore with `vigil eval`.
             """,
         version: version,
-        subcommands: [ServeCommand.self, CollectCommand.self, EvalCommand.self]
+        subcommands: [ServeCommand.self, CollectCommand.self, EvalCommand.self, GPUsCommand.self]
     )
 }
 
@@ -84,7 +84,8 @@ struct Daemon {
         self.configuration = configuration
         logger = global.makeLogger()
         store = MetricStore(configuration.store)
-        scheduler = CollectorScheduler(collectors: BuiltinCollectors.make(configuration.collectors, store: store),
+        scheduler = CollectorScheduler(collectors: BuiltinCollectors.make(configuration.collectors, store: store,
+                                                                               clock: clock, logger: logger),
                                        store: store, clock: clock, logger: logger)
     }
 }
