@@ -48,11 +48,11 @@ public enum NVMLExport {
               gpu.utilizationGPUPercent.map { $0 / 100 })
         gauge("gpu_memory_busy_ratio", "Fraction of the last sample period in which device memory was read or written.",
               gpu.utilizationMemoryPercent.map { $0 / 100 })
-        gauge("gpu_memory_total_bytes", "Device memory in total.", gpu.memoryTotalBytes.map(Double.init))
+        gauge("gpu_memory_total_bytes", "Device memory in total.", gpu.memoryTotalBytes.map { Double($0) })
         gauge("gpu_memory_used_bytes", "Device memory allocated (reserved memory counts as used only with old drivers).",
-              gpu.memoryUsedBytes.map(Double.init))
-        gauge("gpu_memory_free_bytes", "Device memory free.", gpu.memoryFreeBytes.map(Double.init))
-        gauge("gpu_memory_reserved_bytes", "Device memory the driver reserves.", gpu.memoryReservedBytes.map(Double.init))
+              gpu.memoryUsedBytes.map { Double($0) })
+        gauge("gpu_memory_free_bytes", "Device memory free.", gpu.memoryFreeBytes.map { Double($0) })
+        gauge("gpu_memory_reserved_bytes", "Device memory the driver reserves.", gpu.memoryReservedBytes.map { Double($0) })
         gauge("gpu_temperature_celsius", "GPU core temperature.", gpu.temperatureCelsius)
         gauge("gpu_power_watts", "Power draw.", gpu.powerWatts)
         gauge("gpu_power_limit_watts", "Power limit: the management limit, and the one enforced (which may be lower).",
@@ -68,7 +68,7 @@ public enum NVMLExport {
         for (fan, percent) in gpu.fanSpeedsPercent.enumerated() {
             gauge("gpu_fan_speed_ratio", "Intended fan speed as a fraction of its maximum (may exceed 1).", percent / 100, ["fan": String(fan)])
         }
-        gauge("gpu_performance_state", "Performance state: 0 is the fastest, 15 the slowest.", gpu.performanceState.map(Double.init))
+        gauge("gpu_performance_state", "Performance state: 0 is the fastest, 15 the slowest.", gpu.performanceState.map { Double($0) })
         if let reasons = gpu.clocksEventReasons {
             gauge("gpu_clocks_event_reasons", "Why clocks are below their maximum, as NVML's bitmask.", Double(reasons))
             let supported = gpu.supportedClocksEventReasons ?? clockEventReasons.reduce(0) { $0 | $1.bit }
@@ -88,23 +88,23 @@ public enum NVMLExport {
             gauge("gpu_row_remap_pending", "1 when a row remap waits for the next GPU reset.", rows.pending ? 1 : 0)
             gauge("gpu_row_remap_failure", "1 when a row remap has failed (the GPU should be serviced).", rows.failure ? 1 : 0)
         }
-        gauge("gpu_pcie_link_generation", "Current PCIe link generation.", gpu.pcieLinkGeneration.map(Double.init))
-        gauge("gpu_pcie_link_width", "Current PCIe link width (lanes).", gpu.pcieLinkWidth.map(Double.init))
+        gauge("gpu_pcie_link_generation", "Current PCIe link generation.", gpu.pcieLinkGeneration.map { Double($0) })
+        gauge("gpu_pcie_link_width", "Current PCIe link width (lanes).", gpu.pcieLinkWidth.map { Double($0) })
         gauge("gpu_pcie_transmit_bytes_per_second", "PCIe transmit throughput over NVML's last sample.", gpu.pcieTransmitBytesPerSecond)
         gauge("gpu_pcie_receive_bytes_per_second", "PCIe receive throughput over NVML's last sample.", gpu.pcieReceiveBytesPerSecond)
-        gauge("gpu_mig_mode", "MIG mode: 1 enabled, 0 disabled.", gpu.migMode.map(Double.init))
-        gauge("gpu_mig_mode_pending", "MIG mode after the next GPU reset.", gpu.migModePending.map(Double.init))
+        gauge("gpu_mig_mode", "MIG mode: 1 enabled, 0 disabled.", gpu.migMode.map { Double($0) })
+        gauge("gpu_mig_mode_pending", "MIG mode after the next GPU reset.", gpu.migModePending.map { Double($0) })
         for mig in gpu.migDevices {
             let extra = ["mig_uuid": mig.uuid, "profile": mig.profile,
                          "gpu_instance": mig.gpuInstance.map(String.init) ?? "", "compute_instance": mig.computeInstance.map(String.init) ?? ""]
-            gauge("gpu_mig_memory_total_bytes", "Memory of a MIG device.", mig.memoryTotalBytes.map(Double.init), extra)
-            gauge("gpu_mig_memory_used_bytes", "Memory allocated on a MIG device.", mig.memoryUsedBytes.map(Double.init), extra)
-            gauge("gpu_mig_memory_free_bytes", "Memory free on a MIG device.", mig.memoryFreeBytes.map(Double.init), extra)
+            gauge("gpu_mig_memory_total_bytes", "Memory of a MIG device.", mig.memoryTotalBytes.map { Double($0) }, extra)
+            gauge("gpu_mig_memory_used_bytes", "Memory allocated on a MIG device.", mig.memoryUsedBytes.map { Double($0) }, extra)
+            gauge("gpu_mig_memory_free_bytes", "Memory free on a MIG device.", mig.memoryFreeBytes.map { Double($0) }, extra)
         }
         b.gauge("gpu_processes", "Processes using the GPU.", base, Double(gpu.processes.count))
         for process in gpu.processes {
             let extra = ["pid": String(process.pid), "user": process.user, "command": process.command, "type": process.type]
-            gauge("gpu_process_memory_bytes", "GPU memory used by the process.", process.usedMemoryBytes.map(Double.init), extra)
+            gauge("gpu_process_memory_bytes", "GPU memory used by the process.", process.usedMemoryBytes.map { Double($0) }, extra)
             counter("gpu_process_cpu_seconds_total", "Host CPU time (user and system) of the process.", process.cpuSeconds, extra)
             gauge("gpu_process_resident_memory_bytes", "Host resident memory of the process.", Double(process.residentBytes), extra)
         }
