@@ -18,6 +18,8 @@ public enum BuiltinCollectors {
         if enabled("nvml") {
             do {
                 all.append(try NVMLCollector(options: NVMLOptions(library: configuration.nvmlLibrary), clock: clock, logger: logger))
+            } catch let error as NVMLLibrary.NotFound {
+                logger.notice("no NVIDIA driver found; GPU metrics are off", metadata: ["nvml.library": "\(error.path)", "nvml.error": "\(error.reason)"])
             } catch {
                 logger.notice("no NVIDIA driver found; GPU metrics are off", metadata: ["nvml.error": "\(error)"])
             }

@@ -41,18 +41,35 @@ private struct Finished {
 
 /// Runs `vigil` and waits for it on a dispatch queue, so the wait never holds one of Swift's few
 /// cooperative threads (other tests' tasks run there).
-private func run(_ arguments: [String]) async throws -> Finished {
+private func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> Finished {
     try await withCheckedThrowingContinuation { continuation in
         DispatchQueue.global().async {
-            continuation.resume(with: Result { try runBlocking(arguments) })
+            continuation.resume(with: Result { try runBlocking(arguments, environment: environment) })
         }
     }
 }
 
-private func runBlocking(_ arguments: [String]) throws -> Finished {
+/// The environment of a child `vigil`: ours, with `extra` on top.
+private func environment(_ extra: [String: String]) -> [String: String] {
+    ProcessInfo.processInfo.environment.merging(extra) { _, new in new }
+}
+
+/// The fake NVML library the package builds, and its example scenario with 8 GPUs.
+private func fakeNVML() throws -> [String: String] {
+    let library = try vigilExecutable().deletingLastPathComponent().appendingPathComponent("libVigilFakeNVML.so")
+    let scenario = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Sources/VigilFakeNVML/eight-gpus.json")
+    return ["VIGIL_NVML_LIBRARY": library.path, "VIGIL_FAKE_NVML_CONFIG": scenario.path]
+}
+
+/// A library path that does not exist, for "no NVIDIA driver" (also on a host that has one).
+private let noNVML = ["VIGIL_NVML_LIBRARY": "/nonexistent/libnvidia-ml.so.1"]
+
+private func runBlocking(_ arguments: [String], environment extra: [String: String] = [:]) throws -> Finished {
     let process = Process()
     process.executableURL = try vigilExecutable()
     process.arguments = arguments
+    process.environment = environment(extra)
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err
@@ -78,6 +95,7 @@ struct DaemonEndToEndTests {
         let process = Process()
         process.executableURL = try vigilExecutable()
         process.arguments = ["serve", "--listen", "127.0.0.1:\(port)"]
+        process.environment = environment(noNVML)
         let err = Pipe()
         process.standardError = err
         process.standardOutput = FileHandle.nullDevice
@@ -115,6 +133,56 @@ struct DaemonEndToEndTests {
         #expect(process.terminationStatus == 0)
         let log = String(decoding: err.fileHandleForReading.availableData, as: UTF8.self)
         #expect(log.contains("vigil stopped"), "\(log)")
+        #expect(log.components(separatedBy: "no NVIDIA driver found").count == 2, "said once: \(log)")
+        #expect(!metrics.2.contains("gpu_up"))
+    }
+
+    @Test("with the fake NVML library, vigil serve exports its 8 GPUs and vigil gpus lists them")
+    func fakeGPUs() async throws {
+        let fake = try fakeNVML()
+        let port = freePort()
+        let process = Process()
+        process.executableURL = try vigilExecutable()
+        process.arguments = ["serve", "--listen", "127.0.0.1:\(port)"]
+        process.environment = environment(fake)
+        process.standardError = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        var metrics = ""
+        for _ in 0..<100 {
+            if let (status, _, body) = await get("http://127.0.0.1:\(port)/metrics"), status == 200, body.contains("gpu_process_memory_bytes{") {
+                metrics = body
+                break
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let up = metrics.split(separator: "\n").filter { $0.hasPrefix("gpu_up{") && $0.hasSuffix(" 1") }
+        #expect(up.count == 8, "\(metrics.prefix(2000))")
+        #expect(metrics.contains("# TYPE gpu_energy_joules_total counter"))
+        #expect(metrics.contains("gpu_mig_memory_total_bytes{"))
+        #expect(metrics.contains("gpu_temperature_celsius{gpu=\"7\",model=\"NVIDIA GeForce RTX 4090\",pci_bus_id=\"00000000:E1:00.0\",uuid=\"GPU-e2b8d6c1-7a45-4f90-8c3d-000000000007\"} 36"))
+        #expect(metrics.contains("gpu_nvml_up 1"))
+        process.interrupt()
+
+        let table = try await run(["gpus"], environment: fake)
+        #expect(table.status == 0, "\(table.stderr)")
+        let rows = table.stdout.split(separator: "\n").filter { $0.contains("NVIDIA ") && Int($0.split(separator: " ").first ?? "") != nil }
+        #expect(rows.count == 8, "\(table.stdout)")
+        #expect(table.stdout.contains("Driver 550.54.15"))
+
+        let json = try await run(["gpus", "--json"], environment: fake)
+        #expect(json.status == 0)
+        let decoded = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let gpus = try #require(decoded["gpus"] as? [[String: Any]])
+        #expect(gpus.count == 8)
+        #expect(gpus.first?["uuid"] as? String == "GPU-8f3c2a10-6b1e-4c2d-9a7f-000000000000")
+        #expect(gpus.first?["memory_total_bytes"] as? Int == 80 << 30)
+        #expect(gpus.first?["utilization_gpu_percent"] as? Int == 92)
+
+        let none = try await run(["gpus"], environment: noNVML)
+        #expect(none.status == 1)
+        #expect(none.stderr.contains("no NVIDIA driver found"), "\(none.stderr)")
     }
 
     @Test("vigil eval prints the value; an error goes to stderr with file:line and exit status 1")
@@ -171,7 +239,7 @@ struct DaemonEndToEndTests {
     func help() async throws {
         let version = try await run(["--version"])
         #expect(version.stdout == "0.1.0\n")
-        for command in ["serve", "collect", "eval"] {
+        for command in ["serve", "collect", "eval", "gpus"] {
             let help = try await run([command, "--help"])
             #expect(help.status == 0)
             #expect(help.stdout.contains("USAGE: vigil \(command)"))
