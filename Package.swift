@@ -104,7 +104,10 @@ let package = Package(
         // Performance figures for BENCHMARKS.md: `swift run -c release vigil-benchmarks`.
         .executableTarget(
             name: "vigil-benchmarks",
-            dependencies: ["VigilCore", "VigilStore", "VigilLua", "VigilRules", "VigilCollectors"],
+            dependencies: [
+                "VigilCore", "VigilStore", "VigilLua", "VigilRules", "VigilCollectors",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Sources/VigilBenchmarks",
             swiftSettings: swiftSettings
         ),

@@ -3,6 +3,7 @@
 //   swift run -c release vigil-benchmarks            # store and Lua figures
 //   swift run -c release vigil-benchmarks serve      # the daemon's CPU and memory, beside node_exporter
 //   swift run -c release vigil-benchmarks serve 60 PATH   # the same for another vigil binary
+//   swift build -c release --product VigilFakeNVML && swift run -c release vigil-benchmarks nvml
 //
 // Every figure is printed next to a baseline measured in the same run.
 
@@ -18,6 +19,8 @@ case "windows":
     StoreBenchmarks.windows()
 case "lua":
     LuaBenchmarks.run()
+case "nvml":
+    NVMLBenchmark.run()
 case "serve":
     let seconds = arguments.dropFirst().first.flatMap(Int.init) ?? 60
     ServeBenchmark.run(seconds: seconds, binary: arguments.dropFirst(2).first)
@@ -25,6 +28,6 @@ case "all":
     StoreBenchmarks.run()
     LuaBenchmarks.run()
 default:
-    print("usage: vigil-benchmarks [store|windows|lua|serve [SECONDS [VIGIL-BINARY]]|all]")
+    print("usage: vigil-benchmarks [store|windows|lua|nvml|serve [SECONDS [VIGIL-BINARY]]|all]")
     exit(2)
 }
