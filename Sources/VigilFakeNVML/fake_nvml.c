@@ -40,7 +40,7 @@
     X(nvmlDeviceGetCurrentClocksEventReasons) X(nvmlDeviceGetCurrentClocksThrottleReasons) \
     X(nvmlDeviceGetSupportedClocksEventReasons) X(nvmlDeviceGetSupportedClocksThrottleReasons) \
     X(nvmlDeviceGetTotalEccErrors) X(nvmlDeviceGetRemappedRows) \
-    X(nvmlDeviceGetCurrPcieLinkGeneration) X(nvmlDeviceGetCurrPcieLinkWidth) X(nvmlDeviceGetPcieThroughput) \
+    X(nvmlDeviceGetCurrPcieLinkGeneration) X(nvmlDeviceGetCurrPcieLinkWidth) X(nvmlDeviceGetPcieThroughput) X(nvmlDeviceGetFieldValues) \
     X(nvmlDeviceGetMigMode) X(nvmlDeviceGetMaxMigDeviceCount) X(nvmlDeviceGetMigDeviceHandleByIndex) \
     X(nvmlDeviceIsMigDeviceHandle) X(nvmlDeviceGetGpuInstanceId) X(nvmlDeviceGetComputeInstanceId) \
     X(nvmlDeviceGetComputeRunningProcesses_v3) X(nvmlDeviceGetComputeRunningProcesses_v2) \
@@ -644,6 +644,32 @@ int nvmlDeviceGetPcieThroughput(void *device, unsigned int counter, unsigned int
     WHOLE_GPU_ONLY();
     if (counter > 1) RETURN(VIGIL_NVML_ERROR_INVALID_ARGUMENT);
     RETURN(uint_member(fj_get(gpu, "pcie"), counter == 0 ? "tx_kb_per_second" : "rx_kb_per_second", kilobytesPerSecond, 1));
+}
+
+/* Cumulative PCIe byte counters (fields 197/198) from "pcie": {"tx_bytes", "rx_bytes"}; other fields
+ * answer NOT_SUPPORTED in their own entry, as the driver does. */
+int nvmlDeviceGetFieldValues(void *device, int count, vigil_nvml_field_value *values) {
+    DEVICE(nvmlDeviceGetFieldValues, device);
+    WHOLE_GPU_ONLY();
+    if (count < 0 || (count > 0 && !values)) RETURN(VIGIL_NVML_ERROR_INVALID_ARGUMENT);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    for (int i = 0; i < count; i++) {
+        vigil_nvml_field_value *field = &values[i];
+        const char *key = field->fieldId == VIGIL_NVML_FI_DEV_PCIE_COUNT_TX_BYTES ? "tx_bytes"
+                        : field->fieldId == VIGIL_NVML_FI_DEV_PCIE_COUNT_RX_BYTES ? "rx_bytes" : NULL;
+        double value;
+        field->timestamp = (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+        field->latencyUsec = 0;
+        if (!key || !member(fj_get(gpu, "pcie"), key, &value)) {
+            field->nvmlReturn = VIGIL_NVML_ERROR_NOT_SUPPORTED;
+            continue;
+        }
+        field->nvmlReturn = VIGIL_NVML_SUCCESS;
+        field->valueType = 3;
+        field->value.ullVal = (unsigned long long)value;
+    }
+    RETURN(VIGIL_NVML_SUCCESS);
 }
 
 int nvmlDeviceGetMigMode(void *device, unsigned int *current, unsigned int *pending) {

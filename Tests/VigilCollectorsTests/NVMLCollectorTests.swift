@@ -65,7 +65,8 @@ private func h100(_ index: Int, _ extra: [String: Any] = [:]) -> [String: Any] {
         "pstate": 0, "clocks_event_reasons": 0x4 | 0x20, "supported_clocks_event_reasons": 0x1FF,
         "ecc": ["corrected_volatile": 3, "uncorrected_volatile": 0, "corrected_aggregate": 11, "uncorrected_aggregate": 1],
         "remapped_rows": ["correctable": 2, "uncorrectable": 1, "pending": 1, "failure": 0],
-        "pcie": ["generation": 5, "width": 16, "tx_kb_per_second": 1200, "rx_kb_per_second": 3400],
+        "pcie": ["generation": 5, "width": 16, "tx_kb_per_second": 1200, "rx_kb_per_second": 3400,
+                 "tx_bytes": 7_000_000_000, "rx_bytes": 9_000_000_000],
         "mig": ["mode": 0], "events": [] as [Any],
     ]
     gpu.merge(extra) { _, new in new }
@@ -76,6 +77,7 @@ private func rtx4090() -> [String: Any] { [
     "name": "NVIDIA GeForce RTX 4090", "uuid": "GPU-4090", "pci_bus_id": "00000000:E1:00.0",
     "utilization": ["gpu": 3, "memory": 1], "memory": ["total": 24 * GiB, "reserved": 0, "used": 412 << 20],
     "temperature": 36, "fans": [30, 45], "pstate": 8,
+    "pcie": ["generation": 4, "width": 16, "tx_kb_per_second": 1200, "rx_kb_per_second": 3400],
 ] }
 
 private func a100MIG() -> [String: Any] { [
@@ -157,8 +159,9 @@ struct NVMLCollectorTests {
         #expect(value(batch, "gpu_row_remap_failure", h) == 0)
         #expect(value(batch, "gpu_pcie_link_generation", h) == 5)
         #expect(value(batch, "gpu_pcie_link_width", h) == 16)
-        #expect(value(batch, "gpu_pcie_transmit_bytes_per_second", h) == 1_200_000)
-        #expect(value(batch, "gpu_pcie_receive_bytes_per_second", h) == 3_400_000)
+        #expect(value(batch, "gpu_pcie_transmit_bytes_total", h) == 7e9)
+        #expect(value(batch, "gpu_pcie_receive_bytes_total", h) == 9e9)
+        #expect(value(batch, "gpu_pcie_transmit_bytes_per_second", h) == nil, "the blocking throughput call is only a fallback")
         #expect(value(batch, "gpu_mig_mode", h) == 0)
         #expect(value(batch, "gpu_fan_speed_ratio", h) == nil, "an SXM board has no fans: no series, not 0")
 
@@ -166,6 +169,10 @@ struct NVMLCollectorTests {
         #expect(value(batch, "gpu_fan_speed_ratio", rtx.merging(["fan": "0"]) { _, n in n }) == 0.30)
         #expect(value(batch, "gpu_fan_speed_ratio", rtx.merging(["fan": "1"]) { _, n in n }) == 0.45)
         #expect(value(batch, "gpu_performance_state", rtx) == 8)
+        // No byte counters on this board: the throughput call serves, in bytes per second.
+        #expect(value(batch, "gpu_pcie_transmit_bytes_per_second", rtx) == 1_200_000)
+        #expect(value(batch, "gpu_pcie_receive_bytes_per_second", rtx) == 3_400_000)
+        #expect(value(batch, "gpu_pcie_transmit_bytes_total", rtx) == nil)
         #expect(value(batch, "gpu_ecc_errors_total", rtx) == nil, "no ECC on this board")
         #expect(value(batch, "gpu_power_watts", rtx) == nil)
 

@@ -148,6 +148,31 @@ _Static_assert(sizeof(vigil_nvml_event_data) == 32, "nvmlEventData_t layout");
 #define VIGIL_NVML_EVENT_MIG_CONFIG_CHANGE 0x100ull
 #define VIGIL_NVML_EVENT_GPU_UNAVAILABLE 0x4000ull
 
+/* nvmlFieldValue_t for nvmlDeviceGetFieldValues: each entry carries its own return code. */
+typedef struct {
+    unsigned int fieldId;
+    unsigned int scopeId;
+    long long timestamp;          /* microseconds since the epoch */
+    long long latencyUsec;
+    unsigned int valueType;       /* 0 double, 1 uint, 2 ulong, 3 ull, 4 sll, 5 int, 6 ushort */
+    int nvmlReturn;
+    union {
+        double dVal;
+        int siVal;
+        unsigned int uiVal;
+        unsigned long ulVal;
+        unsigned long long ullVal;
+        long long sllVal;
+        unsigned short usVal;
+    } value;
+} vigil_nvml_field_value;
+_Static_assert(sizeof(vigil_nvml_field_value) == 40, "nvmlFieldValue_t layout");
+_Static_assert(offsetof(vigil_nvml_field_value, value) == 32, "nvmlFieldValue_t.value offset");
+
+/* Field ids: cumulative PCIe bytes since driver load (may wrap). */
+#define VIGIL_NVML_FI_DEV_PCIE_COUNT_TX_BYTES 197u
+#define VIGIL_NVML_FI_DEV_PCIE_COUNT_RX_BYTES 198u
+
 /* A value meaning "not available" in unsigned fields (NVML_VALUE_NOT_AVAILABLE, all ones). */
 #define VIGIL_NVML_VALUE_NOT_AVAILABLE_ULL 0xFFFFFFFFFFFFFFFFull
 

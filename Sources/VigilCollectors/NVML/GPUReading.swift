@@ -63,6 +63,10 @@ public struct GPUReading: Sendable, Encodable {
     public var remappedRows: RemappedRows?
     public var pcieLinkGeneration: Int?
     public var pcieLinkWidth: Int?
+    /// Bytes sent and received over PCIe since the driver was loaded (fields 197/198).
+    public var pcieTransmitBytes: UInt64?
+    public var pcieReceiveBytes: UInt64?
+    /// Throughput over NVML's own 20 ms sample, read only where the byte counters are not offered.
     public var pcieTransmitBytesPerSecond: Double?
     public var pcieReceiveBytesPerSecond: Double?
     public var migMode: Int?

@@ -398,7 +398,23 @@ public final class NVMLCollector: Collector, Sendable {
             var value: UInt32 = 0
             if try ask(&device, "pcie_width", { call(handle, &value) }) { r.pcieLinkWidth = Int(value) }
         }
-        if let call = lib.pcieThroughput {
+        if let call = lib.fieldValues {
+            // The cumulative byte counters cost nothing to read; the throughput call below blocks for a
+            // 20 ms sample per counter, so it is only the fallback.
+            var fields = [vigil_nvml_field_value(), vigil_nvml_field_value()]
+            fields[0].fieldId = VIGIL_NVML_FI_DEV_PCIE_COUNT_TX_BYTES
+            fields[1].fieldId = VIGIL_NVML_FI_DEV_PCIE_COUNT_RX_BYTES
+            if try ask(&device, "pcie_bytes", { fields.withUnsafeMutableBufferPointer { call(handle, 2, $0.baseAddress) } }) {
+                let answers = fields.map { NVMLReturn($0.nvmlReturn) }
+                if answers.allSatisfy({ $0 == .success }) {
+                    r.pcieTransmitBytes = Self.unsigned(fields[0])
+                    r.pcieReceiveBytes = Self.unsigned(fields[1])
+                } else if answers.contains(where: { $0.kind == .unsupported }) {
+                    device.unsupported.insert("pcie_bytes")
+                }
+            }
+        }
+        if let call = lib.pcieThroughput, r.pcieTransmitBytes == nil {
             var tx: UInt32 = 0, rx: UInt32 = 0
             // KB/s (1000 bytes) in NVML's words.
             if try ask(&device, "pcie_throughput.tx", { call(handle, 0, &tx) }) { r.pcieTransmitBytesPerSecond = Double(tx) * 1000 }
@@ -415,6 +431,20 @@ public final class NVMLCollector: Collector, Sendable {
         r.processes = try readProcesses(&device, &state, memoryTotal: r.memoryTotalBytes)
         r.events = events.snapshot(device.uuid)
         return r
+    }
+
+    /// A field value as an unsigned count, whatever integer type the driver chose.
+    static func unsigned(_ field: vigil_nvml_field_value) -> UInt64? {
+        switch field.valueType {
+        case 0: return field.value.dVal >= 0 ? UInt64(field.value.dVal) : nil
+        case 1: return UInt64(field.value.uiVal)
+        case 2: return UInt64(field.value.ulVal)
+        case 3: return field.value.ullVal
+        case 4: return field.value.sllVal >= 0 ? UInt64(field.value.sllVal) : nil
+        case 5: return field.value.siVal >= 0 ? UInt64(field.value.siVal) : nil
+        case 6: return UInt64(field.value.usVal)
+        default: return nil
+        }
     }
 
     private func milli(_ device: inout Device, _ key: String, _ call: NVMLLibrary.DeviceUInt?, _ handle: OpaquePointer?) throws -> Double? {

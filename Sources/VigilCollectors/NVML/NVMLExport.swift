@@ -90,6 +90,8 @@ public enum NVMLExport {
         }
         gauge("gpu_pcie_link_generation", "Current PCIe link generation.", gpu.pcieLinkGeneration.map { Double($0) })
         gauge("gpu_pcie_link_width", "Current PCIe link width (lanes).", gpu.pcieLinkWidth.map { Double($0) })
+        counter("gpu_pcie_transmit_bytes_total", "Bytes sent over PCIe since the driver was loaded.", gpu.pcieTransmitBytes.map { Double($0) })
+        counter("gpu_pcie_receive_bytes_total", "Bytes received over PCIe since the driver was loaded.", gpu.pcieReceiveBytes.map { Double($0) })
         gauge("gpu_pcie_transmit_bytes_per_second", "PCIe transmit throughput over NVML's last sample.", gpu.pcieTransmitBytesPerSecond)
         gauge("gpu_pcie_receive_bytes_per_second", "PCIe receive throughput over NVML's last sample.", gpu.pcieReceiveBytesPerSecond)
         gauge("gpu_mig_mode", "MIG mode: 1 enabled, 0 disabled.", gpu.migMode.map { Double($0) })

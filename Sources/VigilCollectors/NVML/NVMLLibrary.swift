@@ -107,6 +107,7 @@ public final class NVMLLibrary: @unchecked Sendable {
     typealias DeviceTemperatureV = @convention(c) (Device?, UnsafeMutablePointer<vigil_nvml_temperature_v1>?) -> Int32
     typealias DeviceProcesses = @convention(c) (Device?, UnsafeMutablePointer<UInt32>?, UnsafeMutableRawPointer?) -> Int32
     typealias DeviceProcessDetails = @convention(c) (Device?, UnsafeMutablePointer<vigil_nvml_process_detail_list_v1>?) -> Int32
+    typealias DeviceFieldValues = @convention(c) (Device?, Int32, UnsafeMutablePointer<vigil_nvml_field_value>?) -> Int32
     typealias DeviceMigHandle = @convention(c) (Device?, UInt32, UnsafeMutablePointer<Device?>?) -> Int32
     typealias EventSetCreate = @convention(c) (UnsafeMutablePointer<OpaquePointer?>?) -> Int32
     typealias RegisterEvents = @convention(c) (Device?, UInt64, OpaquePointer?) -> Int32
@@ -154,6 +155,7 @@ public final class NVMLLibrary: @unchecked Sendable {
     let pcieLinkGeneration: DeviceUInt?
     let pcieLinkWidth: DeviceUInt?
     let pcieThroughput: DeviceArgUInt?
+    let fieldValues: DeviceFieldValues?
     let migMode: DeviceTwoUInt?
     let maxMigDeviceCount: DeviceUInt?
     let migDeviceHandle: DeviceMigHandle?
@@ -237,6 +239,7 @@ public final class NVMLLibrary: @unchecked Sendable {
         pcieLinkGeneration = symbol("nvmlDeviceGetCurrPcieLinkGeneration", as: DeviceUInt.self)?.0
         pcieLinkWidth = symbol("nvmlDeviceGetCurrPcieLinkWidth", as: DeviceUInt.self)?.0
         pcieThroughput = symbol("nvmlDeviceGetPcieThroughput", as: DeviceArgUInt.self)?.0
+        fieldValues = symbol("nvmlDeviceGetFieldValues", as: DeviceFieldValues.self)?.0
         migMode = symbol("nvmlDeviceGetMigMode", as: DeviceTwoUInt.self)?.0
         maxMigDeviceCount = symbol("nvmlDeviceGetMaxMigDeviceCount", as: DeviceUInt.self)?.0
         migDeviceHandle = symbol("nvmlDeviceGetMigDeviceHandleByIndex", as: DeviceMigHandle.self)?.0
