@@ -24,6 +24,7 @@ struct ConfigurationLoaderTests {
               timeout: 1s
               procfs: { interval: 5s }
               net: { enabled: false }
+              nvml: { library: /opt/nvidia/libnvidia-ml.so.1, interval: 5s }
             """, file: "vigil.yml")
         #expect(configuration.listen == ListenAddress(host: "0.0.0.0", port: 9500))
         #expect(configuration.dataDirectory == "/var/lib/vigil")
@@ -38,6 +39,8 @@ struct ConfigurationLoaderTests {
         #expect(configuration.collectors.settings(for: "procfs").timeoutMilliseconds == 1000)
         #expect(configuration.collectors.settings(for: "net").enabled == false)
         #expect(configuration.collectors.settings(for: "vigil").intervalMilliseconds == 2000)
+        #expect(configuration.collectors.nvmlLibrary == "/opt/nvidia/libnvidia-ml.so.1")
+        #expect(configuration.collectors.settings(for: "nvml").intervalMilliseconds == 5000)
     }
 
     @Test("an empty file means the embedded defaults")
@@ -56,6 +59,7 @@ struct ConfigurationLoaderTests {
         ("lua:\n  memory: lots\n", "vigil.yml:2:11: lua.memory must be a size"),
         ("collectors:\n  procfss: { interval: 2s }\n", "vigil.yml:2:12: unknown collector 'procfss' in collectors"),
         ("a: [unclosed\n", "vigil.yml: not valid YAML"),
+        ("collectors:\n  procfs: { library: x.so }\n", "vigil.yml:2:22: unknown key 'library' in collectors.procfs"),
     ])
     func mistakes(text: String, message: String) {
         do {
