@@ -11,7 +11,8 @@ import VigilStore
 /// a bit per timestamp. A collector that throws, times out or overruns is logged and counted in
 /// `vigil_collector_errors_total{collector}`; the others keep their cadence. A series a collector
 /// stops reporting gets a staleness marker, so instant queries stop returning it at once; so does every
-/// series of a collector removed from the registry.
+/// series of a collector whose run failed (as a failed scrape does in Prometheus) and of a collector
+/// removed from the registry.
 public final class CollectorScheduler: Service, Sendable {
     public let registry: CollectorRegistry
     private let store: MetricStore
@@ -156,7 +157,13 @@ public final class CollectorScheduler: Service, Sendable {
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         // A run that finishes after its collector was removed or replaced writes nothing.
         guard registry.isCurrent(entry) else { return failure }
-        if let batch { write(batch, from: entry.name, at: tick) }
+        if let batch {
+            write(batch, from: entry.name, at: tick)
+        } else {
+            // As Prometheus does for a failed scrape: the collector's series end now, rather than
+            // serving their last values for the whole lookback as if nothing were wrong.
+            write(SampleBatch(), from: entry.name, at: tick)
+        }
         let errors = state.withLock { state -> Int in
             state.runs[entry.name, default: 0] += 1
             if failure != nil { state.errors[entry.name, default: 0] += 1 }

@@ -81,6 +81,39 @@ struct CollectorSchedulerTests {
     }
 }
 
+/// Reports a series while `healthy`, throws otherwise.
+private final class Flaky: Collector {
+    let name = "flaky"
+    let healthy = Mutex(true)
+    struct Down: Error {}
+    func collect() throws -> SampleBatch {
+        guard healthy.withLock({ $0 }) else { throw Down() }
+        var batch = SampleBatch()
+        batch.gauge("test_flaky", "Present while the collector works.", [:], 1)
+        return batch
+    }
+}
+
+@Suite("collector failures")
+struct CollectorFailureTests {
+    @Test("a failed run ends the collector's series at once instead of serving stale values; the next good run brings them back")
+    func failedRunMarksStale() async throws {
+        let store = MetricStore()
+        let flaky = Flaky()
+        let scheduler = CollectorScheduler(collectors: [ScheduledCollector(flaky, interval: 1000, timeout: 1000)],
+                                           store: store, clock: SystemWallClock(), logger: Logger(label: "test"))
+        await scheduler.collectOnce(at: 1_000_000)
+        #expect(store.instant(SeriesSelector(name: "test_flaky"), at: 1_000_500).map(\.value) == [1])
+        flaky.healthy.withLock { $0 = false }
+        await scheduler.collectOnce(at: 1_001_000)
+        #expect(store.instant(SeriesSelector(name: "test_flaky"), at: 1_001_500).isEmpty)
+        #expect(store.instant(try SeriesSelector(parsing: #"vigil_collector_success{collector="flaky"}"#), at: 1_001_500).map(\.value) == [0])
+        flaky.healthy.withLock { $0 = true }
+        await scheduler.collectOnce(at: 1_002_000)
+        #expect(store.instant(SeriesSelector(name: "test_flaky"), at: 1_002_500).map(\.value) == [1])
+    }
+}
+
 /// Reports one series named after itself, with a value it was given.
 private struct Constant: Collector {
     let name: String
