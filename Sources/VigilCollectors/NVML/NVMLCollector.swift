@@ -152,11 +152,14 @@ public final class NVMLCollector: Collector, Sendable {
         state.retryAt = now + state.backoff
         let reason = result.name
         if state.downReason != reason {
-            logger.warning("NVML is not usable; retrying with backoff", metadata: [
+            var metadata: Logger.Metadata = [
                 "nvml.library": "\(library.path)", "nvml.error": "\(library.describe(result))",
                 "nvml.retry_in": "\(DurationParser.format(milliseconds: state.backoff))",
-                "nvml.hint": "\(result.code == 18 ? "the driver was upgraded without reloading its kernel module: reload it or reboot" : "")",
-            ])
+            ]
+            if result.code == VIGIL_NVML_ERROR_LIB_RM_VERSION_MISMATCH {
+                metadata["nvml.hint"] = "the driver was upgraded without reloading its kernel module: reload it or reboot"
+            }
+            logger.warning("NVML is not usable; retrying with backoff", metadata: metadata)
         }
         state.downReason = reason
     }
@@ -189,7 +192,7 @@ public final class NVMLCollector: Collector, Sendable {
             switch result.kind {
             case .success:
                 state.devices.append(identify(index: index, handle: handle))
-            case .deviceLost:
+            case _ where result.kind == .deviceLost || result.code == VIGIL_NVML_ERROR_UNKNOWN:
                 var device = Device(index: index, handle: nil, uuid: "", name: "", pciBusID: "")
                 device.lostReason = result.name
                 state.devices.append(device)

@@ -54,10 +54,9 @@ final class NVMLEventWatcher: Sendable {
         let pointer: OpaquePointer
     }
 
-    /// Shared with the thread, which outlives nothing but may outlive the watcher by one wait.
+    /// Shared with the thread, which may outlive the watcher by one wait.
     private final class Flags: Sendable {
         let stopped = Atomic<Bool>(false)
-        let finished = Atomic<Bool>(false)
     }
 
     private let flags = Flags()
@@ -121,7 +120,6 @@ final class NVMLEventWatcher: Sendable {
                 }
             }
             _ = free?(setHandle.pointer)
-            flags.finished.store(true, ordering: .releasing)
         }
         thread.name = "vigil-nvml-events"
         thread.start()
@@ -131,8 +129,6 @@ final class NVMLEventWatcher: Sendable {
     func stop() {
         flags.stopped.store(true, ordering: .releasing)
     }
-
-    var isFinished: Bool { flags.finished.load(ordering: .acquiring) }
 
     deinit { stop() }
 }

@@ -20,7 +20,8 @@ public struct NVMLReturn: Sendable, Equatable, CustomStringConvertible {
         case unsupported
         /// NOT_FOUND, NO_DATA, TIMEOUT, NOT_READY, INSUFFICIENT_SIZE: skip this round.
         case transient
-        /// GPU_IS_LOST, RESET_REQUIRED, UNKNOWN: the device is gone until it can be acquired again.
+        /// GPU_IS_LOST, RESET_REQUIRED: the device is gone until it can be acquired again (UNKNOWN too,
+        /// when acquiring a handle; from a field it is only a failed read).
         case deviceLost
         /// UNINITIALIZED, DRIVER_NOT_LOADED, LIB_RM_VERSION_MISMATCH, LIBRARY_NOT_FOUND: NVML itself
         /// is down; initialise again with backoff.
@@ -34,7 +35,7 @@ public struct NVMLReturn: Sendable, Equatable, CustomStringConvertible {
         case 0: return .success
         case 3, 4, 13, 25, 26: return .unsupported
         case 6, 7, 10, 21, 27: return .transient
-        case 15, 16, 999: return .deviceLost
+        case 15, 16: return .deviceLost
         case 1, 9, 12, 18: return .libraryDown
         default: return .failed
         }
@@ -118,7 +119,7 @@ public final class NVMLLibrary: @unchecked Sendable {
     public let path: String
     private let handle: UnsafeMutableRawPointer
     /// Names looked up and not found (the fields they serve stay off).
-    public private(set) var missing: [String] = []
+    public let missing: [String]
 
     let initialize: Call
     let shutdown: Call?
