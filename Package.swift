@@ -54,6 +54,8 @@ let package = Package(
         ),
         // Vigil's own declarations of the NVML structs it reads (nvml.h is not vendored), size-asserted.
         .target(name: "CVigilNVML"),
+        // glibc's GNU extensions the plugin runner needs (pipe2, posix_spawn's chdir action).
+        .target(name: "CVigilSystem"),
         // A fake NVML with the same C ABI, scripted by a JSON scenario; see the README's testing section.
         .target(
             name: "VigilFakeNVML",
@@ -64,9 +66,10 @@ let package = Package(
         .target(
             name: "VigilCollectors",
             dependencies: [
-                "VigilCore", "VigilStore", "VigilLua", "CVigilNVML",
+                "VigilCore", "VigilStore", "VigilLua", "CVigilNVML", "CVigilSystem",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
         ),

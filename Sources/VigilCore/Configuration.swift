@@ -10,6 +10,9 @@ public struct VigilConfiguration: Sendable, Equatable {
     /// The folder of user scripts (rules, policy, recommendations). `require` in Lua resolves
     /// modules only below it. Default `./rules`; the service uses `/etc/vigil/rules`.
     public var rulesDirectory: String = "rules"
+    /// The folder of collector plugins, one folder each with a `plugin.yml`; watched while the daemon
+    /// runs. Default `./plugins`; the service uses `/etc/vigil/plugins`.
+    public var pluginsDirectory: String = "plugins"
     public var store = StoreConfiguration()
     public var lua = LuaLimitsConfiguration()
     public var collectors = CollectorsConfiguration()

@@ -25,6 +25,7 @@ struct CollectCommand: AsyncParsableCommand {
 
     func run() async throws {
         let daemon = try Daemon(global)
+        daemon.plugins.scan()
         while true {
             let failures = await daemon.scheduler.collectOnce()
             for (name, error) in failures.sorted(by: { $0.key < $1.key }) {

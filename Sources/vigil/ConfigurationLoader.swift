@@ -25,7 +25,7 @@ enum ConfigurationLoader {
             throw VigilError(.invalidConfiguration, "not valid YAML: \(error)", location: file)
         }
         guard let root else { return configuration }
-        let reader = Reader(file: file)
+        let reader = YAMLReader(file: file)
         try reader.mapping(root, path: "") { key, value, path in
             switch key {
             case "listen":
@@ -36,6 +36,7 @@ enum ConfigurationLoader {
                 configuration.listen = address
             case "data_dir": configuration.dataDirectory = try reader.string(value, path)
             case "rules_dir": configuration.rulesDirectory = try reader.string(value, path)
+            case "plugins_dir": configuration.pluginsDirectory = try reader.string(value, path)
             case "store":
                 try reader.mapping(value, path: path) { key, value, path in
                     switch key {
@@ -83,71 +84,5 @@ enum ConfigurationLoader {
             }
         }
         return configuration
-    }
-
-    private struct Reader {
-        let file: String
-
-        func error(_ node: Node, _ message: String) -> VigilError {
-            let location = node.mark.map { "\(file):\($0.line):\($0.column)" } ?? file
-            return VigilError(.invalidConfiguration, message, location: location)
-        }
-
-        func unknown(_ key: String, _ node: Node, _ path: String) -> VigilError {
-            let parent = path.split(separator: ".").dropLast().joined(separator: ".")
-            return error(node, "unknown key '\(key)'\(parent.isEmpty ? "" : " in \(parent)")")
-        }
-
-        func mapping(_ node: Node, path: String, _ body: (String, Node, String) throws -> Void) throws {
-            guard let mapping = node.mapping else {
-                throw error(node, "\(path.isEmpty ? "the file" : path) must be a mapping of keys to values")
-            }
-            for (key, value) in mapping {
-                guard let name = key.string else { throw error(key, "keys must be strings") }
-                try body(name, value, path.isEmpty ? name : "\(path).\(name)")
-            }
-        }
-
-        func string(_ node: Node, _ path: String) throws -> String {
-            guard case .scalar(let scalar) = node else { throw error(node, "\(path) must be a string") }
-            return scalar.string
-        }
-
-        func integer(_ node: Node, _ path: String) throws -> Int {
-            guard let value = Int(try string(node, path).replacingOccurrences(of: "_", with: "")), value >= 0 else {
-                throw error(node, "\(path) must be a whole number ≥ 0")
-            }
-            return value
-        }
-
-        func bool(_ node: Node, _ path: String) throws -> Bool {
-            switch try string(node, path).lowercased() {
-            case "true", "yes", "on": return true
-            case "false", "no", "off": return false
-            default: throw error(node, "\(path) must be true or false")
-            }
-        }
-
-        func duration(_ node: Node, _ path: String) throws -> Int64 {
-            let text = try string(node, path)
-            guard let ms = DurationParser.milliseconds(text) else {
-                throw error(node, "\(path) must be a duration such as 250ms, 10s, 5m or 24h, got \"\(text)\"")
-            }
-            return ms
-        }
-
-        func positiveDuration(_ node: Node, _ path: String) throws -> Int64 {
-            let ms = try duration(node, path)
-            guard ms > 0 else { throw error(node, "\(path) must be longer than 0") }
-            return ms
-        }
-
-        func bytes(_ node: Node, _ path: String) throws -> Int {
-            let text = try string(node, path)
-            guard let bytes = ByteSizeParser.bytes(text) else {
-                throw error(node, "\(path) must be a size such as 8MiB or 65536, got \"\(text)\"")
-            }
-            return bytes
-        }
     }
 }

@@ -13,7 +13,8 @@ struct ServeCommand: AsyncParsableCommand {
         abstract: "Run the daemon: collectors, the metrics store and the HTTP server.",
         discussion: """
             Serves /metrics (Prometheus text format 0.0.4) and /healthz on 127.0.0.1:9477 unless told
-            otherwise. Runs with no configuration file. SIGTERM or SIGINT stops it cleanly.
+            otherwise. Runs with no configuration file. Plugins added to, changed in or removed from the plugins
+            folder take effect without a restart. SIGTERM or SIGINT stops it cleanly.
             """
     )
 
@@ -33,6 +34,8 @@ struct ServeCommand: AsyncParsableCommand {
             if let listen, let address = ListenAddress(parsing: listen) { configuration.listen = address }
         }
         let (configuration, logger, scheduler) = (daemon.configuration, daemon.logger, daemon.scheduler)
+        // Plugins found now start with the built-ins; later changes follow within a second.
+        daemon.plugins.scan()
         let server = VigilHTTPServer.application(store: daemon.store, clock: daemon.clock, address: configuration.listen,
                                                  logger: logger)
         logger.info("vigil starting", metadata: [
@@ -43,6 +46,7 @@ struct ServeCommand: AsyncParsableCommand {
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: [
                 .init(service: scheduler),
+                .init(service: daemon.plugins),
                 .init(service: server),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -17,7 +17,7 @@ struct VigilCommand: AsyncParsableCommand {
             `vigil serve` (metrics on http://127.0.0.1:9477/metrics) or explore with `vigil eval`.
             """,
         version: version,
-        subcommands: [ServeCommand.self, CollectCommand.self, EvalCommand.self, GPUsCommand.self]
+        subcommands: [ServeCommand.self, CollectCommand.self, EvalCommand.self, GPUsCommand.self, PluginsCommand.self]
     )
 }
 
@@ -77,6 +77,8 @@ struct Daemon {
     let clock = SystemWallClock()
     let store: MetricStore
     let scheduler: CollectorScheduler
+    /// Keeps the scheduler's registry in step with the plugins folder.
+    let plugins: PluginHost
 
     init(_ global: GlobalOptions, adjust: (inout VigilConfiguration) -> Void = { _ in }) throws {
         var configuration = try global.loadConfiguration()
@@ -87,5 +89,7 @@ struct Daemon {
         scheduler = CollectorScheduler(collectors: BuiltinCollectors.make(configuration.collectors, store: store,
                                                                                clock: clock, logger: logger),
                                        store: store, clock: clock, logger: logger)
+        plugins = PluginHost(directory: configuration.pluginsDirectory, registry: scheduler.registry,
+                             defaults: configuration.collectors, logger: logger)
     }
 }

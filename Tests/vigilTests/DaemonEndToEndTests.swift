@@ -185,6 +185,53 @@ struct DaemonEndToEndTests {
         #expect(none.stderr.contains("no NVIDIA driver found"), "\(none.stderr)")
     }
 
+    @Test("a plugin added to the plugins folder while the daemon runs appears on /metrics without a restart")
+    func pluginAddedWhileRunning() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-e2e-plugins-\(UUID().uuidString)")
+        let plugins = root.appendingPathComponent("plugins")
+        try FileManager.default.createDirectory(at: plugins, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let config = root.appendingPathComponent("vigil.yml")
+        try "plugins_dir: \(plugins.path)\n".write(to: config, atomically: true, encoding: .utf8)
+        let port = freePort()
+        let process = Process()
+        process.executableURL = try vigilExecutable()
+        process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--config", config.path]
+        process.environment = environment(noNVML)
+        process.standardError = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        var ready = false
+        for _ in 0..<100 where !ready {
+            ready = await get("http://127.0.0.1:\(port)/healthz")?.0 == 200
+            if !ready { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(ready)
+        #expect(await get("http://127.0.0.1:\(port)/metrics")?.2.contains("lab_humidity_ratio") == false)
+
+        // Written the way an operator's tool would: files first, the manifest last.
+        let folder = plugins.appendingPathComponent("lab")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let script = folder.appendingPathComponent("humidity.sh")
+        try "#!/bin/sh\necho '# TYPE lab_humidity_ratio gauge'\necho 'lab_humidity_ratio{room=\"b12\"} 0.43'\n".write(to: script, atomically: true, encoding: .utf8)
+        chmod(script.path, 0o755)
+        try "kind: exec\ncommand: ./humidity.sh\ninterval: 1s\n".write(to: folder.appendingPathComponent("plugin.yml"), atomically: true, encoding: .utf8)
+        var metrics = ""
+        for _ in 0..<100 {
+            metrics = await get("http://127.0.0.1:\(port)/metrics")?.2 ?? ""
+            if metrics.contains("lab_humidity_ratio{") { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(metrics.contains("# TYPE lab_humidity_ratio gauge\nlab_humidity_ratio{room=\"b12\"} 0.43\n"), "\(metrics.suffix(500))")
+        #expect(metrics.contains("vigil_collector_success{collector=\"lab\"} 1"))
+
+        let listed = try await run(["plugins", "--config", config.path])
+        #expect(listed.status == 0, "\(listed.stdout)\(listed.stderr)")
+        #expect(listed.stdout.contains("lab") && listed.stdout.contains("ok: 1 series"), "\(listed.stdout)")
+        process.interrupt()
+    }
+
     @Test("vigil eval prints the value; an error goes to stderr with file:line and exit status 1")
     func eval() async throws {
         let ok = try await run(["eval", "--rounds", "1", "return vigil.query.scalar(vigil.query.last('node_load1')) >= 0, 6 * 7"])
@@ -239,7 +286,7 @@ struct DaemonEndToEndTests {
     func help() async throws {
         let version = try await run(["--version"])
         #expect(version.stdout == "0.1.0\n")
-        for command in ["serve", "collect", "eval", "gpus"] {
+        for command in ["serve", "collect", "eval", "gpus", "plugins"] {
             let help = try await run([command, "--help"])
             #expect(help.status == 0)
             #expect(help.stdout.contains("USAGE: vigil \(command)"))

@@ -1,0 +1,235 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+import VigilCore
+import Yams
+
+/// One plugin's manifest: `plugin.yml` in a folder of its own below the plugins folder. Paths in it
+/// are relative to that folder.
+///
+/// ```yaml
+/// name: gpu-fans            # default: the folder's name
+/// kind: exec                # exec | textfile
+/// interval: 10s             # default: collectors.interval
+/// timeout: 5s               # default: collectors.timeout; the run's process group is killed after it
+/// command: [./fans.sh, --all]
+/// format: auto              # prometheus | influx | auto (exec)
+/// path: textfiles           # textfile: the folder of *.prom files (default: the plugin's folder)
+/// limits: { output: 4MiB, series: 10000 }
+/// enabled: true
+/// ```
+public struct PluginManifest: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable {
+        case exec, textfile
+    }
+
+    public var name: String
+    public var kind: Kind
+    /// The plugin's folder.
+    public var folder: String
+    public var intervalMilliseconds: Int64?
+    public var timeoutMilliseconds: Int64?
+    public var command: [String] = []
+    public var path: String?
+    /// nil: detected from the output.
+    public var format: MetricTextFormat?
+    public var limits = PluginLimits()
+    public var enabled = true
+
+    /// Parses a manifest; errors name the file, line and key.
+    public static func parse(_ text: String, file: String, folder: String) throws -> PluginManifest {
+        let reader = YAMLReader(file: file)
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch {
+            throw VigilError(.invalidConfiguration, "not valid YAML: \(error)", location: file)
+        }
+        guard let root else { throw VigilError(.invalidConfiguration, "empty manifest: it needs at least a kind", location: file) }
+        var name = (folder as NSString).lastPathComponent
+        var kind: Kind?
+        var manifest = PluginManifest(name: name, kind: .exec, folder: folder)
+        try reader.mapping(root, path: "") { key, value, path in
+            switch key {
+            case "name":
+                name = try reader.string(value, path)
+                guard MetricText.isLabelName(name.replacingOccurrences(of: "-", with: "_")) else {
+                    throw reader.error(value, "name must be letters, digits, '_' and '-', got \"\(name)\"")
+                }
+            case "kind":
+                let text = try reader.string(value, path)
+                guard let known = Kind(rawValue: text) else {
+                    throw reader.error(value, "unknown kind '\(text)' (known: \(Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                kind = known
+            case "interval": manifest.intervalMilliseconds = try reader.positiveDuration(value, path)
+            case "timeout": manifest.timeoutMilliseconds = try reader.positiveDuration(value, path)
+            case "command": manifest.command = try reader.strings(value, path)
+            case "path": manifest.path = try reader.string(value, path)
+            case "format":
+                let text = try reader.string(value, path)
+                if text == "auto" {
+                    manifest.format = nil
+                } else if let format = MetricTextFormat(rawValue: text) {
+                    manifest.format = format
+                } else {
+                    throw reader.error(value, "format must be prometheus, influx or auto, got \"\(text)\"")
+                }
+            case "limits":
+                try reader.mapping(value, path: path) { key, value, path in
+                    switch key {
+                    case "output": manifest.limits.outputBytes = try reader.bytes(value, path)
+                    case "series": manifest.limits.series = try reader.integer(value, path)
+                    default: throw reader.unknown(key, value, path)
+                    }
+                }
+            case "enabled": manifest.enabled = try reader.bool(value, path)
+            default: throw reader.unknown(key, value, path)
+            }
+        }
+        guard let kind else { throw reader.error(root, "the manifest needs a kind (\(Kind.allCases.map(\.rawValue).joined(separator: ", ")))") }
+        manifest.name = name
+        manifest.kind = kind
+        if kind == .exec && manifest.command.isEmpty { throw reader.error(root, "an exec plugin needs a command") }
+        return manifest
+    }
+
+    /// `path` made absolute against the plugin's folder.
+    func resolve(_ path: String) -> String {
+        path.hasPrefix("/") ? path : (folder as NSString).appendingPathComponent(path)
+    }
+
+    /// The collector this manifest describes, with its schedule.
+    func collector(defaults: CollectorsConfiguration, logger: Logger) -> ScheduledCollector {
+        let interval = intervalMilliseconds ?? defaults.defaultIntervalMilliseconds
+        let timeout = timeoutMilliseconds ?? min(defaults.defaultTimeoutMilliseconds, interval)
+        let collector: any Collector
+        switch kind {
+        case .exec:
+            // A program named with a slash is relative to the plugin's folder; a bare name is looked up on PATH.
+            var argv = command
+            if argv[0].contains("/") { argv[0] = resolve(argv[0]) }
+            collector = ExecPlugin(name: name, command: argv, directory: folder, format: format, timeout: timeout, limits: limits)
+        case .textfile:
+            collector = TextfilePlugin(name: name, directory: resolve(path ?? "."), limits: limits, logger: logger)
+        }
+        // The plugin kills its own run at `timeout`; the scheduler waits a little longer, so the
+        // plugin's own report of what happened is the one that is logged.
+        return ScheduledCollector(collector, interval: interval, timeout: timeout + 1000)
+    }
+}
+
+/// Finds plugins in the plugins folder and keeps the collector registry in step with it: a plugin
+/// added, changed or removed takes effect at the next scan (every second while the daemon runs), with
+/// no restart. A manifest that does not load is reported with its file and line; the last good version
+/// of that plugin keeps running.
+public final class PluginHost: Service, Sendable {
+    public let directory: String
+    private let registry: CollectorRegistry
+    private let defaults: CollectorsConfiguration
+    private let logger: Logger
+    private let reserved: Set<String>
+    private let scanInterval: Int64
+    private let state = Mutex<[String: Loaded]>([:])
+
+    /// What a scan found for one manifest.
+    public struct Status: Sendable, Equatable {
+        public var manifest: String
+        public var name: String?
+        public var kind: String?
+        /// Why the manifest as it is now did not load, nil when it did.
+        public var error: String?
+        /// Whether a version of it runs (the last good one, when the current one has an error).
+        public var running: Bool
+    }
+
+    private struct Loaded {
+        var text: String
+        var name: String?
+        var kind: String?
+        var error: String?
+        /// The name this manifest's collector runs under in the registry (the last good version).
+        var running: String?
+    }
+
+    public init(directory: String, registry: CollectorRegistry, defaults: CollectorsConfiguration,
+                reserved: Set<String> = Set(BuiltinCollectors.names), scanInterval: Int64 = 1000, logger: Logger) {
+        self.directory = directory
+        self.registry = registry
+        self.defaults = defaults
+        self.logger = logger
+        self.reserved = reserved
+        self.scanInterval = scanInterval
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                self.scan()
+                do {
+                    try await Task.sleep(for: .milliseconds(self.scanInterval))
+                } catch {
+                    return
+                }
+            }
+        }
+    }
+
+    /// Reads every manifest and brings the registry in line. Returns what it found, by manifest path.
+    @discardableResult
+    public func scan() -> [Status] {
+        let folders = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
+        var found: [String: String] = [:]
+        for folder in folders where !folder.hasPrefix(".") {
+            let path = ((directory as NSString).appendingPathComponent(folder) as NSString).appendingPathComponent("plugin.yml")
+            if let text = try? String(contentsOfFile: path, encoding: .utf8) { found[path] = text }
+        }
+        return state.withLock { loaded in
+            // Removed manifests: their plugins stop, their series go stale.
+            for (path, previous) in loaded where found[path] == nil {
+                if let running = previous.running, registry.remove(named: running) {
+                    logger.info("plugin removed", metadata: ["plugin": "\(running)", "plugin.manifest": "\(path)"])
+                }
+                loaded[path] = nil
+            }
+            var taken = Set(loaded.values.compactMap(\.running))
+            for (path, text) in found.sorted(by: { $0.key < $1.key }) {
+                let previous = loaded[path]
+                if previous?.text == text { continue }
+                if let running = previous?.running { taken.remove(running) }
+                let folder = (path as NSString).deletingLastPathComponent
+                do {
+                    let manifest = try PluginManifest.parse(text, file: path, folder: folder)
+                    guard !reserved.contains(manifest.name) else {
+                        throw VigilError(.invalidConfiguration, "the name '\(manifest.name)' belongs to a built-in collector", location: path)
+                    }
+                    guard !taken.contains(manifest.name) else {
+                        throw VigilError(.invalidConfiguration, "another plugin is already named '\(manifest.name)'", location: path)
+                    }
+                    if let running = previous?.running, running != manifest.name || !manifest.enabled { registry.remove(named: running) }
+                    var running: String?
+                    if manifest.enabled {
+                        registry.add(manifest.collector(defaults: defaults, logger: logger))
+                        running = manifest.name
+                        taken.insert(manifest.name)
+                    }
+                    logger.info(previous == nil ? "plugin added" : "plugin changed", metadata: [
+                        "plugin": "\(manifest.name)", "plugin.kind": "\(manifest.kind.rawValue)", "plugin.enabled": "\(manifest.enabled)",
+                    ])
+                    loaded[path] = Loaded(text: text, name: manifest.name, kind: manifest.kind.rawValue, running: running)
+                } catch {
+                    logger.error("plugin manifest not loaded; the last good version (if any) keeps running", metadata: [
+                        "plugin.manifest": "\(path)", "plugin.error": "\(error)",
+                    ])
+                    if let running = previous?.running { taken.insert(running) }
+                    loaded[path] = Loaded(text: text, name: previous?.name, kind: previous?.kind, error: "\(error)",
+                                          running: previous?.running)
+                }
+            }
+            return loaded.sorted(by: { $0.key < $1.key }).map { path, entry in
+                Status(manifest: path, name: entry.name, kind: entry.kind, error: entry.error, running: entry.running != nil)
+            }
+        }
+    }
+}

@@ -1,0 +1,240 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import Testing
+import VigilCore
+import VigilStore
+@testable import VigilCollectors
+
+/// A temporary folder, removed at the end.
+private final class Folder {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-plugins-\(UUID().uuidString)")
+    var path: String { url.path }
+
+    init() throws { try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true) }
+    deinit { try? FileManager.default.removeItem(at: url) }
+
+    /// Writes `text` at `relative` (folders made as needed); `executable` makes it a script.
+    @discardableResult
+    func write(_ relative: String, _ text: String, executable: Bool = false) throws -> String {
+        let file = url.appendingPathComponent(relative)
+        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let temporary = file.deletingLastPathComponent().appendingPathComponent(".\(file.lastPathComponent).tmp")
+        // O_CLOEXEC, so a child another test spawns meanwhile does not hold the script open for writing.
+        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, executable ? 0o755 : 0o644)
+        guard fd >= 0 else { throw CocoaError(.fileWriteUnknown) }
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        guard written == bytes.count else { throw CocoaError(.fileWriteUnknown) }
+        _ = rename(temporary.path, file.path)
+        return file.path
+    }
+}
+
+private func quiet() -> Logger {
+    var logger = Logger(label: "test.plugins")
+    logger.logLevel = .critical
+    return logger
+}
+
+private func exec(_ folder: Folder, _ script: String, timeout: Int64 = 2000, limits: PluginLimits = PluginLimits(),
+                  format: MetricTextFormat? = nil) throws -> ExecPlugin {
+    let path = try folder.write("plugin.sh", "#!/bin/sh\n" + script, executable: true)
+    return ExecPlugin(name: "test", command: [path], directory: folder.path, format: format, timeout: timeout, limits: limits)
+}
+
+private func failure(_ body: () throws -> SampleBatch) -> String? {
+    do {
+        _ = try body()
+        return nil
+    } catch {
+        return "\(error)"
+    }
+}
+
+@Suite("plugin output formats")
+struct MetricTextTests {
+    @Test("Prometheus text: HELP, TYPE, labels with escapes, special values, timestamps accepted")
+    func prometheus() throws {
+        var batch = SampleBatch()
+        try MetricText.parse("""
+            # HELP disk_temperature_celsius Temperature of a disk.
+            # TYPE disk_temperature_celsius gauge
+            disk_temperature_celsius{device="sda",model="Samsung \\"EVO\\"\\\\x"} 41
+            disk_temperature_celsius{device="sdb",} 38.5 1700000000000
+            # TYPE jobs_total counter
+            jobs_total 12
+            free_form NaN
+            other +Inf
+
+            """, into: &batch)
+        #expect(batch.value("disk_temperature_celsius", ["device": "sda", "model": "Samsung \"EVO\"\\x"]) == 41)
+        #expect(batch.value("disk_temperature_celsius", ["device": "sdb"]) == 38.5)
+        #expect(batch.families["disk_temperature_celsius"] == MetricMetadata(kind: .gauge, help: "Temperature of a disk."))
+        #expect(batch.families["jobs_total"]?.kind == .counter)
+        #expect(batch.families["free_form"]?.kind == .untyped)
+        #expect(batch.value("free_form")?.isNaN == true)
+        #expect(batch.value("other") == .infinity)
+    }
+
+    @Test("Influx line protocol: measurement_field series, tags as labels, i/u/bool fields, strings left out")
+    func influx() throws {
+        let text = """
+            gpu_fan,host=a,fan=0 speed=31.5,rpm=1200i,ok=true,label="quiet, \\"cool\\"" 1700000000000000000
+            disk\\ io,dev=sda reads=7u
+            """
+        #expect(MetricText.detect(text) == .influx)
+        var batch = SampleBatch()
+        try MetricText.parse(text, into: &batch)
+        #expect(batch.value("gpu_fan_speed", ["host": "a", "fan": "0"]) == 31.5)
+        #expect(batch.value("gpu_fan_rpm", ["fan": "0"]) == 1200)
+        #expect(batch.value("gpu_fan_ok") == 1)
+        #expect(batch.value("gpu_fan_label") == nil)
+        #expect(batch.value("disk_io_reads", ["dev": "sda"]) == 7)
+        #expect(batch.count == 4)
+    }
+
+    @Test("garbage is refused with the line it is on", arguments: [
+        ("ok 1\nthis is not a metric\n", "line 2: invalid value \"is\" for this"),
+        ("a{b=\"c} 1\n", "line 1: unterminated value of label b"),
+        ("a 1\na 2\n", "line 2: duplicate series a"),
+        ("# TYPE a countr\n", "line 1: unknown metric type \"countr\" for a"),
+        ("9lives 1\n", "line 1: invalid metric name \"9lives\""),
+        ("m,t=1 f=abc\n", "line 1: invalid value \"abc\" for field f of m"),
+    ])
+    func garbage(text: String, message: String) {
+        var batch = SampleBatch()
+        #expect { try MetricText.parse(text, into: &batch) } throws: { "\($0)".hasPrefix(message) }
+    }
+}
+
+@Suite("exec plugins: real processes")
+struct ExecPluginTests {
+    @Test("a script's Prometheus or Influx output becomes series")
+    func output() throws {
+        let folder = try Folder()
+        var batch = try exec(folder, "echo '# TYPE room_temperature_celsius gauge'\necho 'room_temperature_celsius{room=\"lab\"} 21.5'\n").collect()
+        #expect(batch.value("room_temperature_celsius", ["room": "lab"]) == 21.5)
+        batch = try exec(folder, "echo 'ups,unit=1 load=0.42,on_battery=false'\n").collect()
+        #expect(batch.value("ups_load", ["unit": "1"]) == 0.42)
+        #expect(batch.value("ups_on_battery", ["unit": "1"]) == 0)
+        // Runs in its own folder.
+        try folder.write("value.txt", "7\n")
+        batch = try exec(folder, "echo \"from_file $(cat value.txt)\"\n").collect()
+        #expect(batch.value("from_file") == 7)
+    }
+
+    @Test("a hanging plugin is killed with its whole process group at its timeout")
+    func hang() throws {
+        let folder = try Folder()
+        let plugin = try exec(folder, "sleep 30 &\necho $! > child.pid\necho 'early 1'\nsleep 30\n", timeout: 300)
+        let message = failure { try plugin.collect() }
+        #expect(message?.contains("timed out after 300ms; its process group was killed") == true, "\(message ?? "")")
+        let pid = try #require(Int32(String(contentsOfFile: folder.path + "/child.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        // The background child was in the group: gone (or a zombie awaiting its parent, init).
+        var gone = false
+        for _ in 0..<100 {
+            let state = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8))?.split(separator: " ").dropFirst(2).first
+            if state == nil || state == "Z" { gone = true; break }
+            usleep(10_000)
+        }
+        #expect(gone, "the plugin's background child \(pid) survived")
+    }
+
+    @Test("a crash, a failing exit status, garbage and a flood are reported, not stored")
+    func failures() throws {
+        let folder = try Folder()
+        #expect(failure { try exec(folder, "echo 'x 1'\nkill -SEGV $$\n").collect() }?.contains("killed by signal 11") == true)
+        let exit = failure { try exec(folder, "echo 'no sensors found' >&2\nexit 3\n").collect() }
+        #expect(exit?.contains("exited with status 3: no sensors found") == true, "\(exit ?? "")")
+        let garbage = failure { try exec(folder, "echo 'ok 1'\necho '<html>oops</html>'\n").collect() }
+        #expect(garbage?.contains("plugin test: output line 2: invalid metric name \"<html>oops</html>\"") == true, "\(garbage ?? "")")
+        let flood = failure { try exec(folder, "yes 'flood 1'\n", limits: PluginLimits(outputBytes: 100_000)).collect() }
+        #expect(flood?.contains("printed more than 100000 bytes; its process group was killed") == true, "\(flood ?? "")")
+        let series = failure {
+            try exec(folder, "i=0; while [ $i -lt 50 ]; do echo \"s{i=\\\"$i\\\"} $i\"; i=$((i+1)); done\n", limits: PluginLimits(series: 20)).collect()
+        }
+        #expect(series?.contains("more than 20 series") == true, "\(series ?? "")")
+        let missing = failure { try ExecPlugin(name: "test", command: ["/nonexistent/plugin"], directory: folder.path).collect() }
+        #expect(missing?.contains("cannot start /nonexistent/plugin") == true, "\(missing ?? "")")
+    }
+}
+
+@Suite("textfile plugins")
+struct TextfilePluginTests {
+    @Test("*.prom files are read; a bad one is skipped with its line number and flagged")
+    func textfiles() throws {
+        let folder = try Folder()
+        try folder.write("backup.prom", "# TYPE backup_last_success_timestamp_seconds gauge\nbackup_last_success_timestamp_seconds 1.7e9\n")
+        try folder.write("broken.prom", "good 1\nbad line here\n")
+        try folder.write("notes.txt", "not a textfile\n")
+        let plugin = TextfilePlugin(name: "files", directory: folder.path, logger: quiet())
+        var batch = try plugin.collect()
+        #expect(batch.value("backup_last_success_timestamp_seconds") == 1.7e9)
+        #expect(batch.value("good") == nil, "nothing of a bad file is kept")
+        #expect(batch.value("node_textfile_scrape_error") == 1)
+        #expect(batch.value("node_textfile_mtime_seconds", ["file": folder.path + "/backup.prom"]) != nil)
+        try folder.write("broken.prom", "good 1\n")
+        batch = try plugin.collect()
+        #expect(batch.value("good") == 1)
+        #expect(batch.value("node_textfile_scrape_error") == 0)
+    }
+}
+
+@Suite("plugin discovery")
+struct PluginHostTests {
+    @Test("plugins added, changed, broken and removed in the folder follow in the registry")
+    func discovery() throws {
+        let folder = try Folder()
+        let registry = CollectorRegistry()
+        let host = PluginHost(directory: folder.path, registry: registry, defaults: CollectorsConfiguration(), logger: quiet())
+        #expect(host.scan().isEmpty)
+
+        try folder.write("weather/fetch.sh", "#!/bin/sh\necho 'outside_temperature_celsius 4'\n", executable: true)
+        try folder.write("weather/plugin.yml", "kind: exec\ncommand: ./fetch.sh\ninterval: 30s\n")
+        var status = host.scan()
+        #expect(status.map(\.name) == ["weather"])
+        #expect(registry.names == ["weather"])
+        let entry = try #require(registry.entries.first)
+        #expect(entry.scheduled.interval == 30_000)
+        #expect(try entry.scheduled.collector.collect().value("outside_temperature_celsius") == 4)
+
+        // Changed: replaced under the same name.
+        try folder.write("weather/plugin.yml", "kind: exec\ncommand: ./fetch.sh\ninterval: 10s\n")
+        host.scan()
+        #expect(registry.entries.first?.scheduled.interval == 10_000)
+
+        // Broken: reported with file and line; the last good version keeps running.
+        try folder.write("weather/plugin.yml", "kind: exec\ncommand: ./fetch.sh\nintervall: 10s\n")
+        status = host.scan()
+        #expect(status.first?.error?.contains("weather/plugin.yml:3:12: unknown key 'intervall'") == true, "\(status)")
+        #expect(status.first?.running == true)
+        #expect(registry.entries.first?.scheduled.interval == 10_000)
+
+        // A second plugin, a textfile one; a name that belongs to a built-in is refused.
+        try folder.write("jobs/plugin.yml", "kind: textfile\n")
+        try folder.write("clash/plugin.yml", "name: procfs\nkind: textfile\n")
+        status = host.scan()
+        #expect(registry.names == ["jobs", "weather"])
+        #expect(status.first { $0.manifest.hasSuffix("clash/plugin.yml") }?.error?.contains("belongs to a built-in collector") == true)
+
+        // Removed: gone from the registry.
+        try FileManager.default.removeItem(atPath: folder.path + "/weather")
+        host.scan()
+        #expect(registry.names == ["jobs"])
+    }
+
+    @Test("manifest mistakes name the file, the line and the key", arguments: [
+        ("kind: exe\n", "plugin.yml:1:7: unknown kind 'exe' (known: exec, textfile)"),
+        ("command: [a]\n", "plugin.yml:1:1: the manifest needs a kind"),
+        ("kind: exec\n", "plugin.yml:1:1: an exec plugin needs a command"),
+        ("kind: exec\ncommand: x\nformat: json\n", "plugin.yml:3:9: format must be prometheus, influx or auto"),
+        ("kind: textfile\nlimits: { output: lots }\n", "plugin.yml:2:19: limits.output must be a size"),
+    ])
+    func mistakes(text: String, message: String) {
+        #expect { try PluginManifest.parse(text, file: "plugin.yml", folder: "/tmp/x") } throws: { "\($0)".hasPrefix(message) }
+    }
+}
