@@ -19,6 +19,9 @@ let package = Package(
         .library(name: "VigilCollectors", targets: ["VigilCollectors"]),
         // The fake libnvidia-ml.so.1 the GPU tests (and demos without a GPU) load with dlopen.
         .library(name: "VigilFakeNVML", type: .dynamic, targets: ["VigilFakeNVML"]),
+        // The example native collector plugin (plugins/native-example), and one built for another ABI (tests).
+        .library(name: "VigilExamplePlugin", type: .dynamic, targets: ["VigilExamplePlugin"]),
+        .library(name: "VigilWrongABIPlugin", type: .dynamic, targets: ["VigilWrongABIPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -63,10 +66,16 @@ let package = Package(
             exclude: ["eight-gpus.json"],
             linkerSettings: [.linkedLibrary("pthread"), .linkedLibrary("dl")]
         ),
+        // The native plugin C ABI (plugins/include/vigil_plugin.h), compiled on its own in every build.
+        .target(name: "VigilPluginABI", path: "plugins/include", sources: ["vigil_plugin_abi.c"], publicHeadersPath: "."),
+        .target(name: "VigilExamplePlugin", dependencies: ["VigilPluginABI"], path: "plugins/native-example",
+                exclude: ["plugin.yml"], sources: ["example.c"], publicHeadersPath: "."),
+        .target(name: "VigilWrongABIPlugin", dependencies: ["VigilPluginABI"], path: "Tests/Fixtures/wrong-abi-plugin",
+                publicHeadersPath: "."),
         .target(
             name: "VigilCollectors",
             dependencies: [
-                "VigilCore", "VigilStore", "VigilLua", "CVigilNVML", "CVigilSystem",
+                "VigilCore", "VigilStore", "VigilLua", "CVigilNVML", "CVigilSystem", "VigilPluginABI",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),

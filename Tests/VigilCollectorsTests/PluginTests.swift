@@ -228,7 +228,7 @@ struct PluginHostTests {
     }
 
     @Test("manifest mistakes name the file, the line and the key", arguments: [
-        ("kind: exe\n", "plugin.yml:1:7: unknown kind 'exe' (known: exec, textfile)"),
+        ("kind: exe\n", "plugin.yml:1:7: unknown kind 'exe' (known: exec, textfile, native)"),
         ("command: [a]\n", "plugin.yml:1:1: the manifest needs a kind"),
         ("kind: exec\n", "plugin.yml:1:1: an exec plugin needs a command"),
         ("kind: exec\ncommand: x\nformat: json\n", "plugin.yml:3:9: format must be prometheus, influx or auto"),
@@ -236,5 +236,58 @@ struct PluginHostTests {
     ])
     func mistakes(text: String, message: String) {
         #expect { try PluginManifest.parse(text, file: "plugin.yml", folder: "/tmp/x") } throws: { "\($0)".hasPrefix(message) }
+    }
+}
+
+/// A shared object the package built, next to the test bundle.
+private func built(_ file: String) throws -> String {
+    let bundleDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for candidate in [bundleDirectory, bundleDirectory.deletingLastPathComponent()] {
+        let url = candidate.appendingPathComponent(file)
+        if FileManager.default.fileExists(atPath: url.path) { return url.path }
+    }
+    throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: file])
+}
+
+@Suite("native plugins: dlopen and the C ABI")
+struct NativePluginTests {
+    @Test("the example plugin loads, gets its config and emits typed series with labels")
+    func example() throws {
+        let plugin = try NativePlugin(name: "native-example", path: try built("libVigilExamplePlugin.so"), config: "demo")
+        var batch = try plugin.collect()
+        #expect(batch.value("demo_rounds_total") == 1)
+        #expect(batch.families["demo_rounds_total"]?.kind == .counter)
+        #expect((batch.value("demo_file_handles", ["state": "maximum"]) ?? 0) > 0)
+        #expect(batch.families["demo_file_handles"] == MetricMetadata(kind: .gauge, help: "File handles by state."))
+        batch = try plugin.collect()
+        #expect(batch.value("demo_rounds_total") == 2, "the plugin keeps its state between rounds")
+        let limited = try NativePlugin(name: "limited", path: try built("libVigilExamplePlugin.so"), limits: PluginLimits(series: 1))
+        #expect { try limited.collect() } throws: { "\($0)".contains("refused, the first: more than 1 series") }
+    }
+
+    @Test("a plugin built for another ABI version is refused with what to do; a file that is no plugin too")
+    func refused() throws {
+        #expect {
+            try NativePlugin(name: "old", path: try built("libVigilWrongABIPlugin.so"))
+        } throws: { error in
+            "\(error)".contains("was built for plugin ABI 42, and this Vigil speaks ABI 1: rebuild it against this Vigil's plugins/include/vigil_plugin.h")
+        }
+        #expect { try NativePlugin(name: "nvml", path: try built("libVigilFakeNVML.so")) } throws: {
+            "\($0)".contains("does not export vigil_plugin_entry")
+        }
+        #expect { try NativePlugin(name: "gone", path: "/nonexistent/plugin.so") } throws: { "\($0)".contains("cannot load /nonexistent/plugin.so") }
+    }
+
+    @Test("a native manifest in the plugins folder: a bare file name is found beside the executable's products")
+    func manifest() throws {
+        let folder = try Folder()
+        _ = try built("libVigilExamplePlugin.so")
+        try folder.write("native/plugin.yml", "kind: native\npath: libVigilExamplePlugin.so\nconfig: host\n")
+        try folder.write("old/plugin.yml", "kind: native\npath: \(try built("libVigilWrongABIPlugin.so"))\n")
+        let registry = CollectorRegistry()
+        let status = PluginHost(directory: folder.path, registry: registry, defaults: CollectorsConfiguration(), logger: quiet()).scan()
+        #expect(registry.names == ["native"])
+        #expect(try registry.entries.first?.scheduled.collector.collect().value("host_rounds_total") == 1)
+        #expect(status.first { $0.manifest.hasSuffix("old/plugin.yml") }?.error?.contains("was built for plugin ABI 42") == true)
     }
 }

@@ -10,18 +10,20 @@ import Yams
 ///
 /// ```yaml
 /// name: gpu-fans            # default: the folder's name
-/// kind: exec                # exec | textfile
+/// kind: exec                # exec | textfile | native
 /// interval: 10s             # default: collectors.interval
 /// timeout: 5s               # default: collectors.timeout; the run's process group is killed after it
 /// command: [./fans.sh, --all]
 /// format: auto              # prometheus | influx | auto (exec)
-/// path: textfiles           # textfile: the folder of *.prom files (default: the plugin's folder)
+/// path: textfiles           # textfile: the folder of *.prom files (default: the plugin's folder);
+///                           # native: the shared object (a bare name: this folder, then beside vigil)
+/// config: text              # native: handed to the plugin's init
 /// limits: { output: 4MiB, series: 10000 }
 /// enabled: true
 /// ```
 public struct PluginManifest: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
-        case exec, textfile
+        case exec, textfile, native
     }
 
     public var name: String
@@ -32,6 +34,8 @@ public struct PluginManifest: Sendable, Equatable {
     public var timeoutMilliseconds: Int64?
     public var command: [String] = []
     public var path: String?
+    /// Handed to a native plugin's init.
+    public var config = ""
     /// nil: detected from the output.
     public var format: MetricTextFormat?
     public var limits = PluginLimits()
@@ -67,6 +71,7 @@ public struct PluginManifest: Sendable, Equatable {
             case "timeout": manifest.timeoutMilliseconds = try reader.positiveDuration(value, path)
             case "command": manifest.command = try reader.strings(value, path)
             case "path": manifest.path = try reader.string(value, path)
+            case "config": manifest.config = try reader.string(value, path)
             case "format":
                 let text = try reader.string(value, path)
                 if text == "auto" {
@@ -92,6 +97,7 @@ public struct PluginManifest: Sendable, Equatable {
         manifest.name = name
         manifest.kind = kind
         if kind == .exec && manifest.command.isEmpty { throw reader.error(root, "an exec plugin needs a command") }
+        if kind == .native && manifest.path == nil { throw reader.error(root, "a native plugin needs a path to its shared object") }
         return manifest
     }
 
@@ -100,8 +106,20 @@ public struct PluginManifest: Sendable, Equatable {
         path.hasPrefix("/") ? path : (folder as NSString).appendingPathComponent(path)
     }
 
-    /// The collector this manifest describes, with its schedule.
-    func collector(defaults: CollectorsConfiguration, logger: Logger) -> ScheduledCollector {
+    /// A native plugin's shared object: a path with a slash is relative to the plugin's folder; a bare
+    /// file name is looked for there, then beside the running executable (where `swift build` puts the
+    /// package's own plugins).
+    func library(_ path: String) -> String {
+        if path.contains("/") { return resolve(path) }
+        let here = resolve(path)
+        if FileManager.default.fileExists(atPath: here) { return here }
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+        return executable.appendingPathComponent(path).path
+    }
+
+    /// The collector this manifest describes, with its schedule. A native plugin is loaded and
+    /// initialised here, so its refusal (wrong ABI, failed init) is the manifest's error.
+    func collector(defaults: CollectorsConfiguration, logger: Logger) throws -> ScheduledCollector {
         let interval = intervalMilliseconds ?? defaults.defaultIntervalMilliseconds
         let timeout = timeoutMilliseconds ?? min(defaults.defaultTimeoutMilliseconds, interval)
         let collector: any Collector
@@ -113,6 +131,8 @@ public struct PluginManifest: Sendable, Equatable {
             collector = ExecPlugin(name: name, command: argv, directory: folder, format: format, timeout: timeout, limits: limits)
         case .textfile:
             collector = TextfilePlugin(name: name, directory: resolve(path ?? "."), limits: limits, logger: logger)
+        case .native:
+            collector = try NativePlugin(name: name, path: library(path ?? ""), config: config, limits: limits)
         }
         // The plugin kills its own run at `timeout`; the scheduler waits a little longer, so the
         // plugin's own report of what happened is the one that is logged.
@@ -210,7 +230,7 @@ public final class PluginHost: Service, Sendable {
                     if let running = previous?.running, running != manifest.name || !manifest.enabled { registry.remove(named: running) }
                     var running: String?
                     if manifest.enabled {
-                        registry.add(manifest.collector(defaults: defaults, logger: logger))
+                        registry.add(try manifest.collector(defaults: defaults, logger: logger))
                         running = manifest.name
                         taken.insert(manifest.name)
                     }
