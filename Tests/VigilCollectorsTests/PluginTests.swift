@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 #endif
 import Logging
+import Synchronization
 import Testing
 import VigilCore
 import VigilStore
@@ -228,7 +229,7 @@ struct PluginHostTests {
     }
 
     @Test("manifest mistakes name the file, the line and the key", arguments: [
-        ("kind: exe\n", "plugin.yml:1:7: unknown kind 'exe' (known: exec, textfile, native)"),
+        ("kind: exe\n", "plugin.yml:1:7: unknown kind 'exe' (known: exec, execd, textfile, native)"),
         ("command: [a]\n", "plugin.yml:1:1: the manifest needs a kind"),
         ("kind: exec\n", "plugin.yml:1:1: an exec plugin needs a command"),
         ("kind: exec\ncommand: x\nformat: json\n", "plugin.yml:3:9: format must be prometheus, influx or auto"),
@@ -289,5 +290,86 @@ struct NativePluginTests {
         #expect(registry.names == ["native"])
         #expect(try registry.entries.first?.scheduled.collector.collect().value("host_rounds_total") == 1)
         #expect(status.first { $0.manifest.hasSuffix("old/plugin.yml") }?.error?.contains("was built for plugin ABI 42") == true)
+    }
+}
+
+/// Keeps what is logged, for checking levels and messages.
+private final class LogRecorder: LogHandler, @unchecked Sendable {
+    let lines = Mutex<[(Logger.Level, String)]>([])
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+        lines.withLock { $0.append((level, message.description)) }
+    }
+}
+
+private func execd(_ folder: Folder, _ script: String, clock: ManualWallClock, timeout: Int64 = 2000,
+                   limits: PluginLimits = PluginLimits(), logger: Logger = quiet()) throws -> ExecdPlugin {
+    let path = try folder.write("daemon.sh", "#!/bin/sh\n" + script, executable: true)
+    return ExecdPlugin(name: "long", command: [path], directory: folder.path, timeout: timeout, limits: limits, clock: clock, logger: logger)
+}
+
+@Suite("execd plugins: long-running children")
+struct ExecdPluginTests {
+    @Test("a newline on stdin asks for a sample; stderr goes to the log by its E!/W!/I! prefix")
+    func answers() async throws {
+        let folder = try Folder()
+        let recorder = LogRecorder()
+        let logger = Logger(label: "test") { _ in recorder }
+        let plugin = try execd(folder, """
+            n=0
+            while read line; do
+              n=$((n+1))
+              echo "requests_total $n"
+              echo "W! answered $n" >&2
+              echo
+            done
+            """, clock: ManualWallClock(), logger: logger)
+        for expected in 1...3 {
+            let batch = try plugin.collect()
+            #expect(batch.value("requests_total") == Double(expected))
+            #expect(batch.value("vigil_plugin_restarts_total", ["plugin": "long"]) == 0)
+        }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline, !recorder.lines.withLock({ $0.contains { $0.1 == "answered 3" } }) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(recorder.lines.withLock { $0.contains { $0.0 == .warning && $0.1 == "answered 3" } })
+    }
+
+    @Test("a child that exits is started again after a backoff and counted")
+    func crashAndRestart() throws {
+        let folder = try Folder()
+        let clock = ManualWallClock()
+        let plugin = try execd(folder, "read line\necho 'up 1'\necho\nread line\nexit 7\n", clock: clock)
+        #expect(try plugin.collect().value("up") == 1)
+        #expect { try plugin.collect() } throws: { "\($0)".contains("long: closed its stdout") }
+        #expect { try plugin.collect() } throws: { "\($0)".contains("starting again in 1s") }
+        clock.advance(by: 1000)
+        let batch = try plugin.collect()
+        #expect(batch.value("up") == 1)
+        #expect(batch.value("vigil_plugin_restarts_total", ["plugin": "long"]) == 1)
+    }
+
+    @Test("a hung child is killed after three unanswered requests; a flood is killed at once; garbage is an error")
+    func containment() throws {
+        let folder = try Folder()
+        let clock = ManualWallClock()
+        let hung = try execd(folder, "while read line; do :; done\n", clock: clock, timeout: 150)
+        #expect { try hung.collect() } throws: { "\($0)".contains("no answer within 150ms") }
+        #expect { try hung.collect() } throws: { "\($0)".contains("no answer within 150ms") }
+        #expect { try hung.collect() } throws: { "\($0)".contains("left 3 requests unanswered; its process group was killed") }
+
+        let floodFolder = try Folder(), garbageFolder = try Folder()
+        let flood = try execd(floodFolder, "while read line; do yes 'flood 1'; done\n", clock: clock, limits: PluginLimits(outputBytes: 100_000))
+        #expect { try flood.collect() } throws: { "\($0)".contains("printed more than 100000 bytes in one answer") }
+
+        let garbage = try execd(garbageFolder, "while read line; do echo 'ok 1'; echo '%%% not metrics'; echo; done\n", clock: clock)
+        #expect { try garbage.collect() } throws: { "\($0)".contains("output line 2: invalid metric name") }
+        #expect { try garbage.collect() } throws: { "\($0)".contains("output line 2") }
     }
 }

@@ -10,11 +10,11 @@ import Yams
 ///
 /// ```yaml
 /// name: gpu-fans            # default: the folder's name
-/// kind: exec                # exec | textfile | native
+/// kind: exec                # exec | execd | textfile | native
 /// interval: 10s             # default: collectors.interval
 /// timeout: 5s               # default: collectors.timeout; the run's process group is killed after it
 /// command: [./fans.sh, --all]
-/// format: auto              # prometheus | influx | auto (exec)
+/// format: auto              # prometheus | influx | auto (exec, execd)
 /// path: textfiles           # textfile: the folder of *.prom files (default: the plugin's folder);
 ///                           # native: the shared object (a bare name: this folder, then beside vigil)
 /// config: text              # native: handed to the plugin's init
@@ -23,7 +23,7 @@ import Yams
 /// ```
 public struct PluginManifest: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
-        case exec, textfile, native
+        case exec, execd, textfile, native
     }
 
     public var name: String
@@ -96,7 +96,9 @@ public struct PluginManifest: Sendable, Equatable {
         guard let kind else { throw reader.error(root, "the manifest needs a kind (\(Kind.allCases.map(\.rawValue).joined(separator: ", ")))") }
         manifest.name = name
         manifest.kind = kind
-        if kind == .exec && manifest.command.isEmpty { throw reader.error(root, "an exec plugin needs a command") }
+        if (kind == .exec || kind == .execd) && manifest.command.isEmpty {
+            throw reader.error(root, "an \(kind.rawValue) plugin needs a command")
+        }
         if kind == .native && manifest.path == nil { throw reader.error(root, "a native plugin needs a path to its shared object") }
         return manifest
     }
@@ -129,6 +131,11 @@ public struct PluginManifest: Sendable, Equatable {
             var argv = command
             if argv[0].contains("/") { argv[0] = resolve(argv[0]) }
             collector = ExecPlugin(name: name, command: argv, directory: folder, format: format, timeout: timeout, limits: limits)
+        case .execd:
+            var argv = command
+            if argv[0].contains("/") { argv[0] = resolve(argv[0]) }
+            collector = ExecdPlugin(name: name, command: argv, directory: folder, format: format, timeout: timeout, limits: limits,
+                                    logger: logger)
         case .textfile:
             collector = TextfilePlugin(name: name, directory: resolve(path ?? "."), limits: limits, logger: logger)
         case .native:
