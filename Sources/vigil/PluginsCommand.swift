@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import VigilCollectors
 import VigilCore
+import VigilLua
 
 struct PluginsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -23,7 +24,8 @@ struct PluginsCommand: ParsableCommand {
         var logger = global.makeLogger()
         if logger.logLevel == .info { logger.logLevel = .critical }
         let registry = CollectorRegistry()
-        let host = PluginHost(directory: configuration.pluginsDirectory, registry: registry, defaults: configuration.collectors, logger: logger)
+        let host = PluginHost(directory: configuration.pluginsDirectory, registry: registry, defaults: configuration.collectors,
+                              luaLimits: LuaLimits(configuration.lua), logger: logger)
         let found = host.scan()
         var rows = [["Plugin", "Kind", "Every", "Result", "Manifest"]]
         var failed = false

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import VigilCollectors
 import VigilCore
+import VigilLua
 import VigilStore
 
 @main
@@ -90,6 +91,6 @@ struct Daemon {
                                                                                clock: clock, logger: logger),
                                        store: store, clock: clock, logger: logger)
         plugins = PluginHost(directory: configuration.pluginsDirectory, registry: scheduler.registry,
-                             defaults: configuration.collectors, logger: logger)
+                             defaults: configuration.collectors, luaLimits: LuaLimits(configuration.lua), logger: logger)
     }
 }

@@ -302,8 +302,8 @@ private final class LogRecorder: LogHandler, @unchecked Sendable {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
-        lines.withLock { $0.append((level, message.description)) }
+    func log(event: LogEvent) {
+        lines.withLock { $0.append((event.level, event.message.description)) }
     }
 }
 
@@ -371,5 +371,63 @@ struct ExecdPluginTests {
         let garbage = try execd(garbageFolder, "while read line; do echo 'ok 1'; echo '%%% not metrics'; echo; done\n", clock: clock)
         #expect { try garbage.collect() } throws: { "\($0)".contains("output line 2: invalid metric name") }
         #expect { try garbage.collect() } throws: { "\($0)".contains("output line 2") }
+    }
+}
+
+@Suite("lua plugins: vigil.collector in the sandbox")
+struct LuaPluginTests {
+    @Test("a script reads allowed files, globs, emits typed series; its every sets the interval")
+    func collects() throws {
+        let folder = try Folder()
+        try folder.write("lua/load.lua", """
+            local vigil = require "vigil"
+            vigil.collector "load" {
+              every = "5s",
+              collect = function(emit)
+                local one = vigil.read_file("/proc/loadavg"):match("^(%S+)")
+                emit("lua_load1", tonumber(one), nil, "gauge", "Load over one minute, read by Lua.")
+                local files = vigil.glob("/proc/sys/kernel/random/*_avail")
+                emit("lua_random_files", #files, { kind = "avail" })
+                local missing, why = vigil.read_file("/proc/no-such-file")
+                emit("lua_missing_is_nil", missing == nil and 1 or 0, { why = why and "given" or "none" }, "untyped")
+                emit("lua_rounds_total", 1, {}, "counter")
+              end,
+            }
+            """)
+        try folder.write("lua/plugin.yml", "kind: lua\npath: load.lua\n")
+        let registry = CollectorRegistry()
+        let status = PluginHost(directory: folder.path, registry: registry, defaults: CollectorsConfiguration(), logger: quiet()).scan()
+        #expect(status.first?.error == nil, "\(status)")
+        let entry = try #require(registry.entries.first)
+        #expect(entry.scheduled.interval == 5000)
+        let batch = try entry.scheduled.collector.collect()
+        #expect((batch.value("lua_load1") ?? -1) >= 0)
+        #expect(batch.families["lua_load1"] == MetricMetadata(kind: .gauge, help: "Load over one minute, read by Lua."))
+        #expect(batch.value("lua_random_files", ["kind": "avail"]) == 1)
+        #expect(batch.value("lua_missing_is_nil", ["why": "given"]) == 1)
+        #expect(batch.families["lua_rounds_total"]?.kind == .counter)
+    }
+
+    @Test("reads outside the allowed folders are refused, symbolic links included; errors name the script's line")
+    func sandbox() throws {
+        let folder = try Folder()
+        let allowed = folder.url.appendingPathComponent("data").path
+        try folder.write("data/ok.txt", "fine\n")
+        try FileManager.default.createSymbolicLink(atPath: allowed + "/escape", withDestinationPath: "/etc/hostname")
+        func plugin(_ body: String) throws -> LuaCollectorPlugin {
+            let script = try folder.write("p.lua", "local vigil = require 'vigil'\nvigil.collector 'x' { collect = function(emit)\n\(body)\nend }\n")
+            return try LuaCollectorPlugin(name: "x", script: script, allowed: [allowed], logger: quiet())
+        }
+        #expect(try plugin("emit('ok', #vigil.read_file('\(allowed)/ok.txt'))").collect().value("ok") == 5)
+        #expect { try plugin("vigil.read_file('/etc/passwd')").collect() } throws: {
+            "\($0)".contains("p.lua:3:") && "\($0)".contains("/etc/passwd is outside the allowed folders")
+        }
+        #expect { try plugin("vigil.read_file('\(allowed)/escape')").collect() } throws: { "\($0)".contains("is outside the allowed folders") }
+        #expect { try plugin("vigil.read_file('\(allowed)/../p.lua')").collect() } throws: { "\($0)".contains("is outside the allowed folders") }
+        #expect { try plugin("local t = nil; t.x = 1").collect() } throws: { "\($0)".contains("p.lua:3: attempt to index a nil value") }
+        #expect { try plugin("while true do end").collect() } throws: { "\($0)".contains("instruction limit") }
+        #expect { try plugin("emit('bad name', 1)").collect() } throws: { "\($0)".contains("invalid metric name \"bad name\"") }
+        let empty = try folder.write("empty.lua", "local x = 1\n")
+        #expect { try LuaCollectorPlugin(name: "e", script: empty, logger: quiet()) } throws: { "\($0)".contains("declares no vigil.collector") }
     }
 }

@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import VigilCore
+import VigilLua
 import Yams
 
 /// One plugin's manifest: `plugin.yml` in a folder of its own below the plugins folder. Paths in it
@@ -10,20 +11,22 @@ import Yams
 ///
 /// ```yaml
 /// name: gpu-fans            # default: the folder's name
-/// kind: exec                # exec | execd | textfile | native
+/// kind: exec                # exec | execd | textfile | lua | native
 /// interval: 10s             # default: collectors.interval
 /// timeout: 5s               # default: collectors.timeout; the run's process group is killed after it
 /// command: [./fans.sh, --all]
 /// format: auto              # prometheus | influx | auto (exec, execd)
 /// path: textfiles           # textfile: the folder of *.prom files (default: the plugin's folder);
 ///                           # native: the shared object (a bare name: this folder, then beside vigil)
+///                           # lua: the script
+/// allow: [/proc, /sys]      # lua: the folders vigil.read_file and vigil.glob may read (default /proc, /sys)
 /// config: text              # native: handed to the plugin's init
 /// limits: { output: 4MiB, series: 10000 }
 /// enabled: true
 /// ```
 public struct PluginManifest: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
-        case exec, execd, textfile, native
+        case exec, execd, textfile, lua, native
     }
 
     public var name: String
@@ -36,6 +39,8 @@ public struct PluginManifest: Sendable, Equatable {
     public var path: String?
     /// Handed to a native plugin's init.
     public var config = ""
+    /// Folders a Lua plugin may read.
+    public var allow = ["/proc", "/sys"]
     /// nil: detected from the output.
     public var format: MetricTextFormat?
     public var limits = PluginLimits()
@@ -72,6 +77,7 @@ public struct PluginManifest: Sendable, Equatable {
             case "command": manifest.command = try reader.strings(value, path)
             case "path": manifest.path = try reader.string(value, path)
             case "config": manifest.config = try reader.string(value, path)
+            case "allow": manifest.allow = try reader.strings(value, path)
             case "format":
                 let text = try reader.string(value, path)
                 if text == "auto" {
@@ -100,6 +106,7 @@ public struct PluginManifest: Sendable, Equatable {
             throw reader.error(root, "an \(kind.rawValue) plugin needs a command")
         }
         if kind == .native && manifest.path == nil { throw reader.error(root, "a native plugin needs a path to its shared object") }
+        if kind == .lua && manifest.path == nil { throw reader.error(root, "a lua plugin needs a path to its script") }
         return manifest
     }
 
@@ -121,8 +128,8 @@ public struct PluginManifest: Sendable, Equatable {
 
     /// The collector this manifest describes, with its schedule. A native plugin is loaded and
     /// initialised here, so its refusal (wrong ABI, failed init) is the manifest's error.
-    func collector(defaults: CollectorsConfiguration, logger: Logger) throws -> ScheduledCollector {
-        let interval = intervalMilliseconds ?? defaults.defaultIntervalMilliseconds
+    func collector(defaults: CollectorsConfiguration, luaLimits: LuaLimits, logger: Logger) throws -> ScheduledCollector {
+        var interval = intervalMilliseconds ?? defaults.defaultIntervalMilliseconds
         let timeout = timeoutMilliseconds ?? min(defaults.defaultTimeoutMilliseconds, interval)
         let collector: any Collector
         switch kind {
@@ -140,6 +147,12 @@ public struct PluginManifest: Sendable, Equatable {
             collector = TextfilePlugin(name: name, directory: resolve(path ?? "."), limits: limits, logger: logger)
         case .native:
             collector = try NativePlugin(name: name, path: library(path ?? ""), config: config, limits: limits)
+        case .lua:
+            let plugin = try LuaCollectorPlugin(name: name, script: resolve(path ?? ""), allowed: allow, luaLimits: luaLimits,
+                                                limits: limits, logger: logger)
+            // The script's `every` serves when the manifest names no interval.
+            if intervalMilliseconds == nil, let every = plugin.every { interval = every }
+            collector = plugin
         }
         // The plugin kills its own run at `timeout`; the scheduler waits a little longer, so the
         // plugin's own report of what happened is the one that is logged.
@@ -155,6 +168,7 @@ public final class PluginHost: Service, Sendable {
     public let directory: String
     private let registry: CollectorRegistry
     private let defaults: CollectorsConfiguration
+    private let luaLimits: LuaLimits
     private let logger: Logger
     private let reserved: Set<String>
     private let scanInterval: Int64
@@ -180,11 +194,12 @@ public final class PluginHost: Service, Sendable {
         var running: String?
     }
 
-    public init(directory: String, registry: CollectorRegistry, defaults: CollectorsConfiguration,
+    public init(directory: String, registry: CollectorRegistry, defaults: CollectorsConfiguration, luaLimits: LuaLimits = .default,
                 reserved: Set<String> = Set(BuiltinCollectors.names), scanInterval: Int64 = 1000, logger: Logger) {
         self.directory = directory
         self.registry = registry
         self.defaults = defaults
+        self.luaLimits = luaLimits
         self.logger = logger
         self.reserved = reserved
         self.scanInterval = scanInterval
@@ -237,7 +252,7 @@ public final class PluginHost: Service, Sendable {
                     if let running = previous?.running, running != manifest.name || !manifest.enabled { registry.remove(named: running) }
                     var running: String?
                     if manifest.enabled {
-                        registry.add(try manifest.collector(defaults: defaults, logger: logger))
+                        registry.add(try manifest.collector(defaults: defaults, luaLimits: luaLimits, logger: logger))
                         running = manifest.name
                         taken.insert(manifest.name)
                     }
