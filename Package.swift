@@ -138,7 +138,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VigilCollectorsTests",
-            dependencies: ["VigilCollectors", "VigilStore", "VigilCore"],
+            dependencies: ["VigilCollectors", "VigilStore", "VigilCore", "VigilLua"],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),

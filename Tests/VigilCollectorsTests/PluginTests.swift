@@ -6,6 +6,7 @@ import Logging
 import Synchronization
 import Testing
 import VigilCore
+import VigilLua
 import VigilStore
 @testable import VigilCollectors
 
@@ -429,5 +430,36 @@ struct LuaPluginTests {
         #expect { try plugin("emit('bad name', 1)").collect() } throws: { "\($0)".contains("invalid metric name \"bad name\"") }
         let empty = try folder.write("empty.lua", "local x = 1\n")
         #expect { try LuaCollectorPlugin(name: "e", script: empty, logger: quiet()) } throws: { "\($0)".contains("declares no vigil.collector") }
+    }
+}
+
+@Suite("the plugins shipped in plugins/")
+struct ShippedPluginTests {
+    @Test("every example loads and collects (the disabled ones too)")
+    func examples() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("plugins")
+        let folders = try FileManager.default.contentsOfDirectory(atPath: root.path).sorted()
+            .filter { FileManager.default.fileExists(atPath: root.appendingPathComponent("\($0)/plugin.yml").path) }
+        #expect(folders == ["lua-thermal", "native-example", "python-execd-example", "shell-example", "textfile-example"])
+        var kinds: Set<String> = []
+        for folder in folders {
+            let directory = root.appendingPathComponent(folder).path
+            let file = directory + "/plugin.yml"
+            var manifest = try PluginManifest.parse(try String(contentsOfFile: file, encoding: .utf8), file: file, folder: directory)
+            manifest.enabled = true
+            kinds.insert(manifest.kind.rawValue)
+            let collector = try manifest.collector(defaults: CollectorsConfiguration(), luaLimits: .default, logger: quiet()).collector
+            let batch = try collector.collect()
+            switch folder {
+            case "shell-example": #expect((batch.value("host_uptime_seconds") ?? 0) > 0)
+            case "python-execd-example":
+                #expect((batch.value("processes_count", ["state": "sleeping"]) ?? 0) + (batch.value("processes_count", ["state": "running"]) ?? 0) > 0)
+            case "native-example": #expect(batch.value("example_rounds_total") == 1)
+            case "textfile-example": #expect(batch.value("node_textfile_scrape_error") == 0)
+            default: break
+            }
+        }
+        #expect(kinds == Set(PluginManifest.Kind.allCases.map(\.rawValue)), "an example of every kind")
     }
 }

@@ -41,10 +41,10 @@ private struct Finished {
 
 /// Runs `vigil` and waits for it on a dispatch queue, so the wait never holds one of Swift's few
 /// cooperative threads (other tests' tasks run there).
-private func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> Finished {
+private func run(_ arguments: [String], environment: [String: String] = [:], directory: URL? = nil) async throws -> Finished {
     try await withCheckedThrowingContinuation { continuation in
         DispatchQueue.global().async {
-            continuation.resume(with: Result { try runBlocking(arguments, environment: environment) })
+            continuation.resume(with: Result { try runBlocking(arguments, environment: environment, directory: directory) })
         }
     }
 }
@@ -65,8 +65,9 @@ private func fakeNVML() throws -> [String: String] {
 /// A library path that does not exist, for "no NVIDIA driver" (also on a host that has one).
 private let noNVML = ["VIGIL_NVML_LIBRARY": "/nonexistent/libnvidia-ml.so.1"]
 
-private func runBlocking(_ arguments: [String], environment extra: [String: String] = [:]) throws -> Finished {
+private func runBlocking(_ arguments: [String], environment extra: [String: String] = [:], directory: URL? = nil) throws -> Finished {
     let process = Process()
+    if let directory { process.currentDirectoryURL = directory }
     process.executableURL = try vigilExecutable()
     process.arguments = arguments
     process.environment = environment(extra)
@@ -192,9 +193,11 @@ struct DaemonEndToEndTests {
         try FileManager.default.createDirectory(at: plugins, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: root) }
         let config = root.appendingPathComponent("vigil.yml")
-        try "plugins_dir: \(plugins.path)\n".write(to: config, atomically: true, encoding: .utf8)
+        // Relative, as in the default configuration: plugins still run in their own folders.
+        try "plugins_dir: plugins\n".write(to: config, atomically: true, encoding: .utf8)
         let port = freePort()
         let process = Process()
+        process.currentDirectoryURL = root
         process.executableURL = try vigilExecutable()
         process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--config", config.path]
         process.environment = environment(noNVML)
@@ -226,7 +229,7 @@ struct DaemonEndToEndTests {
         #expect(metrics.contains("# TYPE lab_humidity_ratio gauge\nlab_humidity_ratio{room=\"b12\"} 0.43\n"), "\(metrics.suffix(500))")
         #expect(metrics.contains("vigil_collector_success{collector=\"lab\"} 1"))
 
-        let listed = try await run(["plugins", "--config", config.path])
+        let listed = try await run(["plugins", "--config", config.path], directory: root)
         #expect(listed.status == 0, "\(listed.stdout)\(listed.stderr)")
         #expect(listed.stdout.contains("lab") && listed.stdout.contains("ok: 1 series"), "\(listed.stdout)")
         process.interrupt()

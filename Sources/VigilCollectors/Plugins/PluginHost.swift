@@ -112,7 +112,8 @@ public struct PluginManifest: Sendable, Equatable {
 
     /// `path` made absolute against the plugin's folder.
     func resolve(_ path: String) -> String {
-        path.hasPrefix("/") ? path : (folder as NSString).appendingPathComponent(path)
+        let absolute = path.hasPrefix("/") ? path : (folder as NSString).appendingPathComponent(path)
+        return (absolute as NSString).standardizingPath
     }
 
     /// A native plugin's shared object: a path with a slash is relative to the plugin's folder; a bare
@@ -196,7 +197,9 @@ public final class PluginHost: Service, Sendable {
 
     public init(directory: String, registry: CollectorRegistry, defaults: CollectorsConfiguration, luaLimits: LuaLimits = .default,
                 reserved: Set<String> = Set(BuiltinCollectors.names), scanInterval: Int64 = 1000, logger: Logger) {
-        self.directory = directory
+        // Absolute, since plugins run in their own folders and name their programs relative to them.
+        self.directory = directory.hasPrefix("/") ? directory
+            : ((FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(directory) as NSString).standardizingPath
         self.registry = registry
         self.defaults = defaults
         self.luaLimits = luaLimits
