@@ -230,7 +230,7 @@ struct PluginHostTests {
     }
 
     @Test("manifest mistakes name the file, the line and the key", arguments: [
-        ("kind: exe\n", "plugin.yml:1:7: unknown kind 'exe' (known: exec, execd, textfile, native)"),
+        ("kind: exe\n", "plugin.yml:1:7: unknown kind 'exe' (known: exec, execd, textfile, lua, native)"),
         ("command: [a]\n", "plugin.yml:1:1: the manifest needs a kind"),
         ("kind: exec\n", "plugin.yml:1:1: an exec plugin needs a command"),
         ("kind: exec\ncommand: x\nformat: json\n", "plugin.yml:3:9: format must be prometheus, influx or auto"),
