@@ -397,7 +397,8 @@ struct LuaPluginTests {
             """)
         try folder.write("lua/plugin.yml", "kind: lua\npath: load.lua\n")
         let registry = CollectorRegistry()
-        let status = PluginHost(directory: folder.path, registry: registry, defaults: CollectorsConfiguration(), logger: quiet()).scan()
+        let host = PluginHost(directory: folder.path, registry: registry, defaults: CollectorsConfiguration(), logger: quiet())
+        let status = host.scan()
         #expect(status.first?.error == nil, "\(status)")
         let entry = try #require(registry.entries.first)
         #expect(entry.scheduled.interval == 5000)
@@ -407,6 +408,14 @@ struct LuaPluginTests {
         #expect(batch.value("lua_random_files", ["kind": "avail"]) == 1)
         #expect(batch.value("lua_missing_is_nil", ["why": "given"]) == 1)
         #expect(batch.families["lua_rounds_total"]?.kind == .counter)
+
+        // The script edited on disk: loaded again at the next scan, no manifest change needed.
+        try folder.write("lua/load.lua", """
+            local vigil = require "vigil"
+            vigil.collector "load" { collect = function(emit) emit("lua_edited", 2) end }
+            """)
+        host.scan()
+        #expect(try registry.entries.first?.scheduled.collector.collect().value("lua_edited") == 2)
     }
 
     @Test("reads outside the allowed folders are refused, symbolic links included; errors name the script's line")

@@ -1,3 +1,4 @@
+import CVigilSystem
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -187,7 +188,8 @@ public final class PluginHost: Service, Sendable {
     }
 
     private struct Loaded {
-        var text: String
+        /// The manifest's text and the state of the files beside it, as last loaded.
+        var fingerprint: String
         var name: String?
         var kind: String?
         var error: String?
@@ -221,14 +223,32 @@ public final class PluginHost: Service, Sendable {
         }
     }
 
+    /// The manifest with the size and modification time of every file beside it: an edited Lua script
+    /// or a rebuilt library loads the plugin again, as an edited manifest does. Folders below (a
+    /// textfile plugin's files) do not count.
+    static func fingerprint(_ text: String, folder: String) -> String {
+        var parts = [text]
+        for name in ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted() {
+            var info = stat()
+            guard stat((folder as NSString).appendingPathComponent(name), &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
+            parts.append("\(name) \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)")
+        }
+        return parts.joined(separator: "\n")
+    }
+
     /// Reads every manifest and brings the registry in line. Returns what it found, by manifest path.
     @discardableResult
     public func scan() -> [Status] {
         let folders = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
         var found: [String: String] = [:]
+        var fingerprints: [String: String] = [:]
         for folder in folders where !folder.hasPrefix(".") {
-            let path = ((directory as NSString).appendingPathComponent(folder) as NSString).appendingPathComponent("plugin.yml")
-            if let text = try? String(contentsOfFile: path, encoding: .utf8) { found[path] = text }
+            let folderPath = (directory as NSString).appendingPathComponent(folder)
+            let path = (folderPath as NSString).appendingPathComponent("plugin.yml")
+            if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+                found[path] = text
+                fingerprints[path] = Self.fingerprint(text, folder: folderPath)
+            }
         }
         return state.withLock { loaded in
             // Removed manifests: their plugins stop, their series go stale.
@@ -241,7 +261,8 @@ public final class PluginHost: Service, Sendable {
             var taken = Set(loaded.values.compactMap(\.running))
             for (path, text) in found.sorted(by: { $0.key < $1.key }) {
                 let previous = loaded[path]
-                if previous?.text == text { continue }
+                let fingerprint = fingerprints[path] ?? text
+                if previous?.fingerprint == fingerprint { continue }
                 if let running = previous?.running { taken.remove(running) }
                 let folder = (path as NSString).deletingLastPathComponent
                 do {
@@ -262,13 +283,13 @@ public final class PluginHost: Service, Sendable {
                     logger.info(previous == nil ? "plugin added" : "plugin changed", metadata: [
                         "plugin": "\(manifest.name)", "plugin.kind": "\(manifest.kind.rawValue)", "plugin.enabled": "\(manifest.enabled)",
                     ])
-                    loaded[path] = Loaded(text: text, name: manifest.name, kind: manifest.kind.rawValue, running: running)
+                    loaded[path] = Loaded(fingerprint: fingerprint, name: manifest.name, kind: manifest.kind.rawValue, running: running)
                 } catch {
                     logger.error("plugin manifest not loaded; the last good version (if any) keeps running", metadata: [
                         "plugin.manifest": "\(path)", "plugin.error": "\(error)",
                     ])
                     if let running = previous?.running { taken.insert(running) }
-                    loaded[path] = Loaded(text: text, name: previous?.name, kind: previous?.kind, error: "\(error)",
+                    loaded[path] = Loaded(fingerprint: fingerprint, name: previous?.name, kind: previous?.kind, error: "\(error)",
                                           running: previous?.running)
                 }
             }
