@@ -31,6 +31,10 @@ struct PluginsCommand: ParsableCommand {
         var failed = false
         for status in found {
             let manifest = status.manifest
+            if status.error == nil && !status.running {
+                rows.append([status.name ?? "?", status.kind ?? "?", "", "disabled (enabled: false)", manifest])
+                continue
+            }
             guard let name = status.name, let entry = registry.entries.first(where: { $0.name == name }) else {
                 rows.append([status.name ?? "?", status.kind ?? "?", "", "not loaded: \(status.error ?? "unknown")", manifest])
                 failed = true

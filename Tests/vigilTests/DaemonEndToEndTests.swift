@@ -232,6 +232,18 @@ struct DaemonEndToEndTests {
         let listed = try await run(["plugins", "--config", config.path], directory: root)
         #expect(listed.status == 0, "\(listed.stdout)\(listed.stderr)")
         #expect(listed.stdout.contains("lab") && listed.stdout.contains("ok: 1 series"), "\(listed.stdout)")
+
+        // A disabled plugin is listed as such and is not a failure; a broken one is, with its line.
+        let off = plugins.appendingPathComponent("off")
+        try FileManager.default.createDirectory(at: off, withIntermediateDirectories: true)
+        try "kind: textfile\nenabled: false\n".write(to: off.appendingPathComponent("plugin.yml"), atomically: true, encoding: .utf8)
+        let withDisabled = try await run(["plugins", "--config", config.path], directory: root)
+        #expect(withDisabled.status == 0)
+        #expect(withDisabled.stdout.contains("disabled (enabled: false)"), "\(withDisabled.stdout)")
+        try "kind: textfile\nlimits: { series: many }\n".write(to: off.appendingPathComponent("plugin.yml"), atomically: true, encoding: .utf8)
+        let broken = try await run(["plugins", "--config", config.path], directory: root)
+        #expect(broken.status == 1)
+        #expect(broken.stdout.contains("off/plugin.yml:2:19: limits.series must be a whole number"), "\(broken.stdout)")
         process.interrupt()
     }
 
