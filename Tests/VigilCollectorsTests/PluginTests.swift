@@ -173,8 +173,15 @@ struct TextfilePluginTests {
         try folder.write("backup.prom", "# TYPE backup_last_success_timestamp_seconds gauge\nbackup_last_success_timestamp_seconds 1.7e9\n")
         try folder.write("broken.prom", "good 1\nbad line here\n")
         try folder.write("notes.txt", "not a textfile\n")
-        let plugin = TextfilePlugin(name: "files", directory: folder.path, logger: quiet())
+        let recorder = LogRecorder()
+        let plugin = TextfilePlugin(name: "files", directory: folder.path, logger: Logger(label: "test") { _ in recorder })
         var batch = try plugin.collect()
+        _ = try plugin.collect()
+        let reports = recorder.lines.withLock { $0 }
+        #expect(reports.count == 1, "reported once, not every round: \(reports)")
+        #expect(reports.first?.0 == .warning)
+        #expect(reports.first?.2.contains("textfile.error=line 2: invalid value") == true, "\(reports)")
+        #expect(reports.first?.2.hasSuffix("/broken.prom") == true, "\(reports)")
         #expect(batch.value("backup_last_success_timestamp_seconds") == 1.7e9)
         #expect(batch.value("good") == nil, "nothing of a bad file is kept")
         #expect(batch.value("node_textfile_scrape_error") == 1)
@@ -296,7 +303,8 @@ struct NativePluginTests {
 
 /// Keeps what is logged, for checking levels and messages.
 private final class LogRecorder: LogHandler, @unchecked Sendable {
-    let lines = Mutex<[(Logger.Level, String)]>([])
+    /// Level, message and metadata of each line.
+    let lines = Mutex<[(Logger.Level, String, String)]>([])
     var metadata: Logger.Metadata = [:]
     var logLevel: Logger.Level = .trace
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -304,7 +312,8 @@ private final class LogRecorder: LogHandler, @unchecked Sendable {
         set { metadata[key] = newValue }
     }
     func log(event: LogEvent) {
-        lines.withLock { $0.append((event.level, event.message.description)) }
+        let metadata = (event.metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        lines.withLock { $0.append((event.level, event.message.description, metadata)) }
     }
 }
 
@@ -348,7 +357,7 @@ struct ExecdPluginTests {
         let clock = ManualWallClock()
         let plugin = try execd(folder, "read line\necho 'up 1'\necho\nread line\nexit 7\n", clock: clock)
         #expect(try plugin.collect().value("up") == 1)
-        #expect { try plugin.collect() } throws: { "\($0)".contains("long: closed its stdout") }
+        #expect { try plugin.collect() } throws: { "\($0)".contains("long: closed its stdout: it exited with status 7") }
         #expect { try plugin.collect() } throws: { "\($0)".contains("starting again in 1s") }
         clock.advance(by: 1000)
         let batch = try plugin.collect()

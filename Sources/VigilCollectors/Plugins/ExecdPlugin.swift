@@ -140,9 +140,9 @@ public final class ExecdPlugin: Collector, @unchecked Sendable {
 
     /// The child ended (or must): reap it, schedule the restart, and describe what happened.
     private func ended(_ running: ChildProcess.Spawned, _ what: String) -> PluginError {
-        stop(running)
+        let exit = stop(running, expectingExit: true)
         child = nil
-        schedule(what)
+        schedule(exit.map { "\(what): it \($0)" } ?? what)
         return PluginError(plugin: name, lastExit!)
     }
 
@@ -156,17 +156,28 @@ public final class ExecdPlugin: Collector, @unchecked Sendable {
         ])
     }
 
-    /// Kills the child's process group and reaps it; records how it ended.
-    private func stop(_ running: ChildProcess.Spawned) {
-        kill(-running.pid, SIGKILL)
+    /// Kills the child's process group and reaps it. With `expectingExit` (it closed its pipes) it is
+    /// given a moment to finish exiting, and how it ended is returned.
+    @discardableResult
+    private func stop(_ running: ChildProcess.Spawned, expectingExit: Bool = false) -> String? {
         var status: Int32 = 0
-        while waitpid(running.pid, &status, 0) < 0 && errno == EINTR {}
+        var reaped = false
+        for _ in 0..<(expectingExit ? 40 : 0) {
+            if waitpid(running.pid, &status, WNOHANG) == running.pid {
+                reaped = true
+                break
+            }
+            usleep(5000)
+        }
+        kill(-running.pid, SIGKILL)
+        if !reaped {
+            while waitpid(running.pid, &status, 0) < 0 && errno == EINTR {}
+        }
         close(running.stdin)
         close(running.stdout)
-        if status & 0x7f == 0 {
-            let code = (status >> 8) & 0xff
-            if code != 0 { lastExit = "exited with status \(code)" }
-        }
+        guard reaped else { return nil }
+        let signal = status & 0x7f
+        return signal == 0 ? "exited with status \((status >> 8) & 0xff)" : "was killed by signal \(signal)"
     }
 
     /// Copies the child's stderr to the log, by Telegraf's level prefixes, until it closes.
