@@ -78,7 +78,7 @@ enum GPUTable {
                              "", "", memory, "", "", "", "", mig.uuid])
             }
         }
-        out += table(rows, rightAligned: [0, 3, 4, 5, 6, 7, 8])
+        out += TextTable.render(rows, rightAligned: [0, 3, 4, 5, 6, 7, 8])
         let processes = snapshot.gpus.flatMap { gpu in gpu.processes.map { (gpu.index, $0) } }
         out += "\nProcesses\n"
         guard !processes.isEmpty else { return out + "No running processes found.\n" }
@@ -89,18 +89,6 @@ enum GPUTable {
                 DurationParser.format(milliseconds: Int64(process.cpuSeconds * 1000)), "\(process.residentBytes >> 20)MiB", process.command,
             ])
         }
-        return out + table(processRows, rightAligned: [0, 1, 4, 5, 6])
-    }
-
-    /// Columns padded to their widest cell, two spaces apart.
-    static func table(_ rows: [[String]], rightAligned: Set<Int>) -> String {
-        let columns = rows.map(\.count).max() ?? 0
-        let widths = (0..<columns).map { column in rows.map { column < $0.count ? $0[column].count : 0 }.max() ?? 0 }
-        return rows.map { row in
-            row.enumerated().map { column, cell in
-                let pad = String(repeating: " ", count: widths[column] - cell.count)
-                return rightAligned.contains(column) ? pad + cell : cell + pad
-            }.joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
-        }.joined(separator: "\n") + "\n"
+        return out + TextTable.render(processRows, rightAligned: [0, 1, 4, 5, 6])
     }
 }

@@ -57,7 +57,7 @@ struct PluginsCommand: ParsableCommand {
         if found.isEmpty {
             print("No plugins in \(configuration.pluginsDirectory) (each plugin is a folder with a plugin.yml).")
         } else {
-            print(GPUTable.table(rows, rightAligned: []), terminator: "")
+            print(TextTable.render(rows, rightAligned: []), terminator: "")
         }
         if failed { throw ExitCode(1) }
     }
