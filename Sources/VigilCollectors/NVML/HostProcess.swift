@@ -9,8 +9,6 @@ struct HostProcess: Equatable {
     var command: String
     var cpuSeconds: Double
     var residentBytes: UInt64
-    /// Start time in clock ticks since boot: with the PID, the process's identity (PIDs are reused).
-    var startTicks: UInt64
 
     static let clockTicks: Double = {
         let ticks = sysconf(Int32(_SC_CLK_TCK))
@@ -29,14 +27,13 @@ struct HostProcess: Equatable {
         let argv = readText(base + "cmdline").map(parseCommandLine) ?? []
         return HostProcess(uid: uid, command: shorten(argv, comm: parsed.comm),
                            cpuSeconds: Double(parsed.utime + parsed.stime) / clockTicks,
-                           residentBytes: parsed.rssPages * pageSize, startTicks: parsed.startTicks)
+                           residentBytes: parsed.rssPages * pageSize)
     }
 
     struct Stat: Equatable {
         var comm: String
         var utime: UInt64
         var stime: UInt64
-        var startTicks: UInt64
         var rssPages: UInt64
     }
 
@@ -45,11 +42,11 @@ struct HostProcess: Equatable {
     static func parseStat(_ text: String) -> Stat? {
         guard let open = text.firstIndex(of: "("), let close = text.lastIndex(of: ")") , open < close else { return nil }
         let comm = String(text[text.index(after: open)..<close])
-        // Fields after the command start at field 3 (state); utime is 14, stime 15, starttime 22, rss 24.
+        // Fields after the command start at field 3 (state); utime is 14, stime 15, rss 24.
         let rest = text[text.index(after: close)...].split(separator: " ", omittingEmptySubsequences: true)
         guard rest.count >= 22, let utime = UInt64(rest[11]), let stime = UInt64(rest[12]),
-              let start = UInt64(rest[19]), let rss = Int64(rest[21]) else { return nil }
-        return Stat(comm: comm, utime: utime, stime: stime, startTicks: start, rssPages: UInt64(max(rss, 0)))
+              let rss = Int64(rest[21]) else { return nil }
+        return Stat(comm: comm, utime: utime, stime: stime, rssPages: UInt64(max(rss, 0)))
     }
 
     /// The real UID from `/proc/<pid>/status` ("Uid:\treal\teffective\tsaved\tfs").

@@ -230,7 +230,7 @@ public final class NVMLCollector: Collector, Sendable {
             let (result, text) = NVMLLibrary.string(capacity: 96) { call(handle, $0, $1) }
             if result == .success { device.name = text }
         }
-        if let (call, _) = library.pciInfo {
+        if let call = library.pciInfo {
             var pci = vigil_nvml_pci_info()
             // Older calls fill only the legacy layout; the numeric fields are there in every version.
             if NVMLReturn(call(handle, &pci)) == .success {

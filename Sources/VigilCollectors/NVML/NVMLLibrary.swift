@@ -132,8 +132,9 @@ public final class NVMLLibrary: @unchecked Sendable {
     let handleByUUID: HandleByUUID?
     let name: DeviceString?
     let uuid: DeviceString?
-    /// The PCI call and whether it is `_v3` (older ones fill only the legacy 52-byte layout).
-    let pciInfo: (call: DevicePCI, isV3: Bool)?
+    /// The newest PCI call. Older ones fill only the legacy 52-byte layout; the numeric fields, which
+    /// Vigil formats the bus id from, are in every version.
+    let pciInfo: DevicePCI?
     let utilization: DeviceUtilization?
     let memoryV2: DeviceMemoryV2?
     let memoryV1: DeviceMemoryV1?
@@ -213,8 +214,7 @@ public final class NVMLLibrary: @unchecked Sendable {
         handleByUUID = symbol("nvmlDeviceGetHandleByUUID", as: HandleByUUID.self)?.0
         name = symbol("nvmlDeviceGetName", as: DeviceString.self)?.0
         uuid = symbol("nvmlDeviceGetUUID", as: DeviceString.self)?.0
-        pciInfo = symbol("nvmlDeviceGetPciInfo_v3", "nvmlDeviceGetPciInfo_v2", "nvmlDeviceGetPciInfo", as: DevicePCI.self)
-            .map { ($0.0, $0.1 == "nvmlDeviceGetPciInfo_v3") }
+        pciInfo = symbol("nvmlDeviceGetPciInfo_v3", "nvmlDeviceGetPciInfo_v2", "nvmlDeviceGetPciInfo", as: DevicePCI.self)?.0
         utilization = symbol("nvmlDeviceGetUtilizationRates", as: DeviceUtilization.self)?.0
         // v2 where it exists (v1 counts reserved memory as used); v1 is only a fallback.
         memoryV2 = symbol("nvmlDeviceGetMemoryInfo_v2", as: DeviceMemoryV2.self)?.0
