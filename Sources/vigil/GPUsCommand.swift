@@ -70,7 +70,7 @@ enum GPUTable {
             rows.append([
                 "\(gpu.index)", gpu.name, gpu.pciBusID, gpu.temperatureCelsius.map { "\(Int($0))C" } ?? "N/A",
                 "\(power) / \(cap)", "\(used) / \(total)", gpu.utilizationGPUPercent.map { "\(Int($0))%" } ?? (gpu.migMode == 1 ? "MIG" : "N/A"),
-                gpu.clocksMHz["sm"].map { "\(Int($0))MHz" } ?? "N/A", fan, gpu.performanceState.map { "P\($0)" } ?? "N/A", gpu.uuid,
+                gpu.clocksMegahertz["sm"].map { "\(Int($0))MHz" } ?? "N/A", fan, gpu.performanceState.map { "P\($0)" } ?? "N/A", gpu.uuid,
             ])
             for mig in gpu.migDevices {
                 let memory = "\((mig.memoryUsedBytes ?? 0) >> 20)MiB / \((mig.memoryTotalBytes ?? 0) >> 20)MiB"

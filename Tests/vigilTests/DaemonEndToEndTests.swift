@@ -180,6 +180,8 @@ struct DaemonEndToEndTests {
         #expect(gpus.first?["uuid"] as? String == "GPU-8f3c2a10-6b1e-4c2d-9a7f-000000000000")
         #expect(gpus.first?["memory_total_bytes"] as? Int == 80 << 30)
         #expect(gpus.first?["utilization_gpu_percent"] as? Int == 92)
+        #expect((gpus.first?["clocks_megahertz"] as? [String: Any])?["sm"] as? Int == 1980)
+        #expect(decoded["driver_version"] as? String == "550.54.15")
 
         let none = try await run(["gpus"], environment: noNVML)
         #expect(none.status == 1)

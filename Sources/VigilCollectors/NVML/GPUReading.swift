@@ -49,8 +49,8 @@ public struct GPUReading: Sendable, Encodable {
     /// Energy since the driver was loaded.
     public var energyJoules: Double?
     /// Current clocks by domain: sm, memory, graphics.
-    public var clocksMHz: [String: Double] = [:]
-    public var maxClocksMHz: [String: Double] = [:]
+    public var clocksMegahertz: [String: Double] = [:]
+    public var maxClocksMegahertz: [String: Double] = [:]
     /// Intended fan speeds, percent of the maximum (may exceed 100).
     public var fanSpeedsPercent: [Double] = []
     /// P-state 0 (fastest) to 15.

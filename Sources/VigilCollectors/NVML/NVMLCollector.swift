@@ -347,11 +347,11 @@ public final class NVMLCollector: Collector, Sendable {
         for (type, domain) in [(UInt32(1), "sm"), (2, "memory"), (0, "graphics")] {
             if let call = lib.clockInfo {
                 var value: UInt32 = 0
-                if try ask(&device, "clock.\(domain)", { call(handle, type, &value) }) { r.clocksMHz[domain] = Double(value) }
+                if try ask(&device, "clock.\(domain)", { call(handle, type, &value) }) { r.clocksMegahertz[domain] = Double(value) }
             }
             if let call = lib.maxClockInfo {
                 var value: UInt32 = 0
-                if try ask(&device, "max_clock.\(domain)", { call(handle, type, &value) }) { r.maxClocksMHz[domain] = Double(value) }
+                if try ask(&device, "max_clock.\(domain)", { call(handle, type, &value) }) { r.maxClocksMegahertz[domain] = Double(value) }
             }
         }
         var fans: UInt32 = 0

@@ -59,10 +59,10 @@ public enum NVMLExport {
               gpu.powerLimitWatts, ["kind": "management"])
         gauge("gpu_power_limit_watts", "", gpu.enforcedPowerLimitWatts, ["kind": "enforced"])
         counter("gpu_energy_joules_total", "Energy used since the driver was loaded.", gpu.energyJoules)
-        for (domain, mhz) in gpu.clocksMHz.sorted(by: { $0.key < $1.key }) {
+        for (domain, mhz) in gpu.clocksMegahertz.sorted(by: { $0.key < $1.key }) {
             gauge("gpu_clock_hertz", "Current clock by domain (sm, memory, graphics).", mhz * 1e6, ["clock": domain])
         }
-        for (domain, mhz) in gpu.maxClocksMHz.sorted(by: { $0.key < $1.key }) {
+        for (domain, mhz) in gpu.maxClocksMegahertz.sorted(by: { $0.key < $1.key }) {
             gauge("gpu_clock_max_hertz", "Highest clock the domain can run at.", mhz * 1e6, ["clock": domain])
         }
         for (fan, percent) in gpu.fanSpeedsPercent.enumerated() {
