@@ -40,8 +40,7 @@ public final class LuaCollectorPlugin: Collector, @unchecked Sendable {
     /// What `emit` writes into during one round.
     private final class Round {
         var batch = SampleBatch()
-        var seen = Set<Labels>()
-        var limit = Int.max
+        var admission = SeriesAdmission(limit: .max)
     }
 
     public init(name: String, script: String, allowed: [String] = ["/proc", "/sys"], luaLimits: LuaLimits = .default,
@@ -66,8 +65,7 @@ public final class LuaCollectorPlugin: Collector, @unchecked Sendable {
         try lock.withLock {
             guard let collectFunction else { throw PluginError(plugin: name, "no collect function") }
             round.batch = SampleBatch()
-            round.seen = []
-            round.limit = limits.series
+            round.admission = SeriesAdmission(limit: limits.series)
             do {
                 try state.call(collectFunction, [emitFunction])
             } catch {
@@ -99,9 +97,7 @@ public final class LuaCollectorPlugin: Collector, @unchecked Sendable {
         case let other: throw arguments.badArgument(3, "type must be gauge, counter or untyped, not \"\(other)\"")
         }
         let help = arguments.count > 4 ? arguments[4].stringValue ?? "" : ""
-        let series = Labels(name: name, labels)
-        guard round.seen.insert(series).inserted else { throw arguments.badArgument(0, "duplicate series \(series)") }
-        guard round.seen.count <= round.limit else { throw LuaHostError("more than \(round.limit) series (the plugin's limit)") }
+        if let refusal = round.admission.admit(Labels(name: name, labels)) { throw LuaHostError(refusal) }
         round.batch.add(name, kind, help: help, labels: labels, value)
         return []
     })

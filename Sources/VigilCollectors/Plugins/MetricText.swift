@@ -18,6 +18,20 @@ public struct MetricTextError: Error, Sendable, Equatable, CustomStringConvertib
     public var description: String { "line \(line): \(message)" }
 }
 
+/// The series one plugin run has reported: each at most once, and no more than the plugin's limit.
+struct SeriesAdmission {
+    private var seen = Set<Labels>()
+    let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    /// Records `series`; returns why it is refused, or nil.
+    mutating func admit(_ series: Labels) -> String? {
+        guard seen.insert(series).inserted else { return "duplicate series \(series)" }
+        return seen.count > limit ? "more than \(limit) series (the plugin's limit)" : nil
+    }
+}
+
 /// Parsers of plugin output into a `SampleBatch`. Samples are stamped by the scheduler's tick, so
 /// timestamps in the text are accepted and ignored. The first bad line stops the parse with its
 /// number: a plugin's output is taken whole or not at all.
@@ -52,7 +66,7 @@ public enum MetricText {
     static func parsePrometheus(_ text: String, maxSeries: Int, into batch: inout SampleBatch) throws {
         var kinds: [String: MetricKind] = [:]
         var helps: [String: String] = [:]
-        var seen = Set<Labels>()
+        var admission = SeriesAdmission(limit: maxSeries)
         var number = 0
         for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
             number += 1
@@ -99,9 +113,7 @@ public enum MetricText {
             line.skipSpaces()
             guard line.atEnd else { throw MetricTextError(line: number, "unexpected text after the sample: \"\(line.rest())\"") }
             let family = familyName(name, kinds: kinds)
-            let series = Labels(name: name, labels)
-            guard seen.insert(series).inserted else { throw MetricTextError(line: number, "duplicate series \(series)") }
-            guard seen.count <= maxSeries else { throw MetricTextError(line: number, "more than \(maxSeries) series (the plugin's limit)") }
+            if let refusal = admission.admit(Labels(name: name, labels)) { throw MetricTextError(line: number, refusal) }
             let kind = kinds[family] ?? .untyped
             batch.add(name, family == name ? kind : .untyped, help: helps[family] ?? "", labels: labels, value)
         }
@@ -176,7 +188,7 @@ public enum MetricText {
     /// field becomes the series `measurement_field` with the tags as labels (as Telegraf's Prometheus
     /// output names them); string fields are not numbers and are left out.
     static func parseInflux(_ text: String, maxSeries: Int, into batch: inout SampleBatch) throws {
-        var seen = Set<Labels>()
+        var admission = SeriesAdmission(limit: maxSeries)
         var number = 0
         for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
             number += 1
@@ -212,9 +224,7 @@ public enum MetricText {
                     throw MetricTextError(line: number, "invalid value \"\(text)\" for field \(key) of \(measurement)")
                 }
                 let name = sanitize("\(measurement)_\(key)", metric: true)
-                let series = Labels(name: name, tags)
-                guard seen.insert(series).inserted else { throw MetricTextError(line: number, "duplicate series \(series)") }
-                guard seen.count <= maxSeries else { throw MetricTextError(line: number, "more than \(maxSeries) series (the plugin's limit)") }
+                if let refusal = admission.admit(Labels(name: name, tags)) { throw MetricTextError(line: number, refusal) }
                 batch.add(name, .untyped, help: "", labels: tags, value)
             } while line.peek == UInt8(ascii: ",")
             guard fields > 0 else { throw MetricTextError(line: number, "no fields in \(measurement)") }

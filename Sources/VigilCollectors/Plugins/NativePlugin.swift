@@ -78,12 +78,11 @@ public final class NativePlugin: Collector, @unchecked Sendable {
 /// What `emit` writes into during one collect.
 struct NativeEmitContext {
     var batch = SampleBatch()
-    var seen = Set<Labels>()
-    let limit: Int
+    var admission: SeriesAdmission
     var refused = 0
     var firstRefusal: String?
 
-    init(limit: Int) { self.limit = limit }
+    init(limit: Int) { admission = SeriesAdmission(limit: limit) }
 
     mutating func refuse(_ why: String) -> Int32 {
         refused += 1
@@ -107,11 +106,7 @@ struct NativeEmitContext {
             guard MetricText.isLabelName(labelName) else { return this.pointee.refuse("\(metric): invalid label name \"\(labelName)\"") }
             pairs[labelName] = String(cString: text)
         }
-        let series = Labels(name: metric, pairs)
-        guard this.pointee.seen.insert(series).inserted else { return this.pointee.refuse("duplicate series \(series)") }
-        guard this.pointee.seen.count <= this.pointee.limit else {
-            return this.pointee.refuse("more than \(this.pointee.limit) series (the plugin's limit)")
-        }
+        if let refusal = this.pointee.admission.admit(Labels(name: metric, pairs)) { return this.pointee.refuse(refusal) }
         let kind: MetricKind = type == VIGIL_METRIC_COUNTER ? .counter : type == VIGIL_METRIC_GAUGE ? .gauge : .untyped
         this.pointee.batch.add(metric, kind, help: help.map { String(cString: $0) } ?? "", labels: pairs, value)
         return 0

@@ -224,8 +224,9 @@ public final class PluginHost: Service, Sendable {
     }
 
     /// The manifest with the size and modification time of every file beside it: an edited Lua script
-    /// or a rebuilt library loads the plugin again, as an edited manifest does. Folders below (a
-    /// textfile plugin's files) do not count.
+    /// loads the plugin again, as an edited manifest does. (A native library rebuilt under the same path
+    /// is not new code to dlopen, which hands back the copy already loaded; give it a new file name.)
+    /// Folders below (a textfile plugin's files) do not count.
     static func fingerprint(_ text: String, folder: String) -> String {
         var parts = [text]
         for name in ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted() {
