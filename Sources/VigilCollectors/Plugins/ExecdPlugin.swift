@@ -108,12 +108,7 @@ public final class ExecdPlugin: Collector, @unchecked Sendable {
         }
         unanswered = 0
         backoff = 0
-        var batch = SampleBatch()
-        do {
-            try MetricText.parse(String(decoding: received, as: UTF8.self), format: format, maxSeries: limits.series, into: &batch)
-        } catch let error as MetricTextError {
-            throw PluginError(plugin: name, "output \(error)")
-        }
+        var batch = try PluginError.parse(received, format: format, limits: limits, plugin: name)
         batch.counter("vigil_plugin_restarts_total", "Times a long-running plugin was started again after it ended.",
                       ["plugin": name], Double(restarts))
         return batch

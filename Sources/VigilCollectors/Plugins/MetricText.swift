@@ -67,11 +67,8 @@ public enum MetricText {
         var kinds: [String: MetricKind] = [:]
         var helps: [String: String] = [:]
         var admission = SeriesAdmission(limit: maxSeries)
-        var number = 0
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            number += 1
-            var line = Scanner(raw.utf8, line: number)
-            line.skipSpaces()
+        for var line in lines(text) {
+            let number = line.line
             if line.atEnd { continue }
             if line.peek == UInt8(ascii: "#") {
                 line.advance()
@@ -189,11 +186,8 @@ public enum MetricText {
     /// output names them); string fields are not numbers and are left out.
     static func parseInflux(_ text: String, maxSeries: Int, into batch: inout SampleBatch) throws {
         var admission = SeriesAdmission(limit: maxSeries)
-        var number = 0
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            number += 1
-            var line = Scanner(raw.utf8, line: number)
-            line.skipSpaces()
+        for var line in lines(text) {
+            let number = line.line
             if line.atEnd || line.peek == UInt8(ascii: "#") { continue }
             let measurement = line.influxToken(stops: [UInt8(ascii: ","), UInt8(ascii: " ")])
             guard !measurement.isEmpty else { throw MetricTextError(line: number, "missing measurement") }
@@ -249,6 +243,15 @@ public enum MetricText {
     }
 
     // MARK: - Scanning
+
+    /// Every line of `text` with its number, positioned after its leading blanks.
+    static func lines(_ text: String) -> [Scanner] {
+        text.split(separator: "\n", omittingEmptySubsequences: false).enumerated().map { index, raw in
+            var line = Scanner(raw.utf8, line: index + 1)
+            line.skipSpaces()
+            return line
+        }
+    }
 
     /// A cursor over one line's bytes.
     struct Scanner {

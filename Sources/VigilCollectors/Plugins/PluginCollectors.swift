@@ -31,6 +31,17 @@ public struct PluginError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "plugin \(plugin): \(message)" }
+
+    /// A command plugin's output (exec, execd) as samples; a bad line is the plugin's error.
+    static func parse(_ output: [UInt8], format: MetricTextFormat?, limits: PluginLimits, plugin: String) throws -> SampleBatch {
+        var batch = SampleBatch()
+        do {
+            try MetricText.parse(String(decoding: output, as: UTF8.self), format: format, maxSeries: limits.series, into: &batch)
+        } catch let error as MetricTextError {
+            throw PluginError(plugin: plugin, "output \(error)")
+        }
+        return batch
+    }
 }
 
 /// `exec`: a command run every interval in a process group of its own; its stdout is Prometheus text
@@ -63,13 +74,7 @@ public struct ExecPlugin: Collector {
             throw PluginError(plugin: name, "\(error)")
         }
         if let failure = outcome.failure(timeout: timeout, limit: limits.outputBytes) { throw PluginError(plugin: name, failure) }
-        var batch = SampleBatch()
-        do {
-            try MetricText.parse(String(decoding: outcome.stdout, as: UTF8.self), format: format, maxSeries: limits.series, into: &batch)
-        } catch let error as MetricTextError {
-            throw PluginError(plugin: name, "output \(error)")
-        }
-        return batch
+        return try PluginError.parse(outcome.stdout, format: format, limits: limits, plugin: name)
     }
 }
 

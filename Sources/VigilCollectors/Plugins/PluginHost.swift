@@ -117,6 +117,13 @@ public struct PluginManifest: Sendable, Equatable {
         return (absolute as NSString).standardizingPath
     }
 
+    /// The command to run: a program named with a slash is relative to the plugin's folder; a bare
+    /// name is looked up on PATH.
+    var argv: [String] {
+        guard let program = command.first, program.contains("/") else { return command }
+        return [resolve(program)] + command.dropFirst()
+    }
+
     /// A native plugin's shared object: a path with a slash is relative to the plugin's folder; a bare
     /// file name is looked for there, then beside the running executable (where `swift build` puts the
     /// package's own plugins).
@@ -136,13 +143,8 @@ public struct PluginManifest: Sendable, Equatable {
         let collector: any Collector
         switch kind {
         case .exec:
-            // A program named with a slash is relative to the plugin's folder; a bare name is looked up on PATH.
-            var argv = command
-            if argv[0].contains("/") { argv[0] = resolve(argv[0]) }
             collector = ExecPlugin(name: name, command: argv, directory: folder, format: format, timeout: timeout, limits: limits)
         case .execd:
-            var argv = command
-            if argv[0].contains("/") { argv[0] = resolve(argv[0]) }
             collector = ExecdPlugin(name: name, command: argv, directory: folder, format: format, timeout: timeout, limits: limits,
                                     logger: logger)
         case .textfile:
