@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // Lua 5.4 from the system (Debian: liblua5.4-dev). shim.h wraps Lua's macros and holds every
@@ -40,6 +41,7 @@ let package = Package(
         ),
         .target(
             name: "VigilCore",
+            dependencies: [.product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -82,12 +84,23 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The `vigil` Lua module scripts see (queries today; alerts, recommendations later).
+        // State that survives a restart, in SQLite through GRDB: alert states, history, silences.
+        .target(
+            name: "VigilState",
+            dependencies: [
+                "VigilCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The `vigil` Lua module scripts see, the alert rule engine, notifications and silences.
         .target(
             name: "VigilRules",
             dependencies: [
-                "VigilCore", "VigilStore", "VigilLua",
+                "VigilCore", "VigilStore", "VigilLua", "VigilState", "CVigilSystem",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
         ),

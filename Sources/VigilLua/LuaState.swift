@@ -64,6 +64,13 @@ public final class LuaState {
     /// Bytes the state holds now.
     public var memoryUsed: Int { sandbox.pointee.used }
 
+    /// VM instructions the last call ran, counted in whole steps of the count hook (1,000), so a call
+    /// shorter than one step reads 0. Zero when the instruction budget is off.
+    public var lastCallInstructions: Int {
+        let total = sandbox.pointee.budget_total
+        return total > 0 ? Int(total - max(sandbox.pointee.budget, 0)) : 0
+    }
+
     /// Compiles `source` (text only) into a function kept in the registry. Syntax errors name
     /// `chunkName:line`.
     public func load(_ source: String, chunkName: String) throws -> LuaReference {

@@ -4,27 +4,51 @@ import VigilLua
 import VigilStore
 
 /// The `vigil` module scripts get from `require "vigil"`. Areas are sub-tables; this file registers
-/// `vigil.now` and `vigil.query`. Queries are computed in Swift and return plain tables:
-/// a vector is an array of `{ name = "metric", labels = { gpu = "0" }, value = 42.0 }`.
+/// `vigil.now`, `vigil.query`, `vigil.format`, and the declarations `vigil.alert` and `vigil.group`.
+/// Queries are computed in Swift and return plain tables: a vector is an array of
+/// `{ name = "metric", labels = { gpu = "0" }, value = 42.0 }`.
 public enum VigilLuaModule {
     /// Every function the module registers, as `area.name`; `rules/README.md` documents each
     /// (a test checks it).
     public static var functionNames: [String] {
-        ["vigil.now"] + QueryFunctions.names.map { "vigil.query.\($0)" }
+        ["vigil.now", "vigil.alert", "vigil.group"] + QueryFunctions.names.map { "vigil.query.\($0)" }
+            + FormatFunctions.names.map { "vigil.format.\($0)" }
     }
 
     /// Builds the module for one state. `clock` gives evaluation time (virtual in tests).
-    public static func make(store: MetricStore, clock: any WallClock) -> LuaValue {
+    /// `declarations` receives the rules a script declares; without one they are checked and dropped.
+    static func make(store: MetricStore, clock: any WallClock, declarations: RuleDeclarations) -> (LuaValue, QueryFunctions) {
         let query = QueryFunctions(store: store, clock: clock)
         var module: [LuaValue: LuaValue] = [:]
         module["now"] = .hostFunction(LuaHostFunction("now") { _ in [.number(Double(clock.now()) / 1000)] })
         module["query"] = query.table()
-        return .table(module)
+        module["format"] = FormatFunctions.table()
+        module["alert"] = declarations.alertFunction()
+        module["group"] = declarations.groupFunction()
+        return (.table(module), query)
     }
 
     /// Registers `vigil` in `state` so `require "vigil"` returns it.
     public static func install(in state: LuaState, store: MetricStore, clock: any WallClock) {
-        state.registerModule("vigil", make(store: store, clock: clock))
+        state.registerModule("vigil", make(store: store, clock: clock, declarations: RuleDeclarations(file: state.name)).0)
+    }
+}
+
+/// `vigil.format`: the template filters as functions.
+enum FormatFunctions {
+    static let names = ["bytes", "percent", "duration", "si", "number"]
+
+    static func table() -> LuaValue {
+        var table: [LuaValue: LuaValue] = [:]
+        func add(_ name: String, _ body: @escaping @Sendable (Double) -> String) {
+            table[.string(name)] = .hostFunction(LuaHostFunction(name) { args in [.string(body(try args.number(0)))] })
+        }
+        add("bytes") { Format.bytes($0) }
+        add("percent") { Format.fixed($0 * 100, 1) + "%" }
+        add("duration") { Format.duration(seconds: $0) }
+        add("si") { Format.si($0) }
+        add("number") { Format.number($0) }
+        return .table(table)
     }
 }
 
@@ -39,7 +63,7 @@ final class QueryFunctions {
     ]
     static let aggregations: [AggregationOperator] = [.sum, .avg, .min, .max, .count, .stddev, .stdvar]
     static var names: [String] {
-        ["last", "value", "series", "metric_names", "scalar", "quantile_over_time", "predict_linear", "topk", "bottomk"]
+        ["last", "value", "series", "vanished", "metric_names", "scalar", "quantile_over_time", "predict_linear", "topk", "bottomk"]
             + windowFunctions.map(\.0) + aggregations.map(\.rawValue)
     }
 
@@ -75,6 +99,24 @@ final class QueryFunctions {
         }))
         add("series") { [self] args in
             [.array(try series(args, 0).map { Self.labelsTable($0.labels) })]
+        }
+        add("vanished") { [self] args in
+            let refs = try series(args, 0)
+            let after = try duration(args, 1)
+            let forget = args.count > 2 && !args[2].isNil ? try duration(args, 2) : store.retention
+            let now = clock.now()
+            var out: [LuaValue] = []
+            for ref in refs.sorted(by: { $0.labels < $1.labels }) {
+                guard let seen = store.lastSeen(ref, notAfter: now), seen.timestamp <= now - after,
+                      seen.timestamp > now - forget else { continue }
+                var element: [LuaValue: LuaValue] = [
+                    "labels": Self.labelsTable(ref.labels), "value": .number(seen.value),
+                    "last_seen": .number(Double(seen.timestamp) / 1000),
+                ]
+                if let name = ref.labels.name { element["name"] = .string(name) }
+                out.append(.table(element))
+            }
+            return [.array(out)]
         }
         add("metric_names") { [self] _ in
             let names = Set(store.snapshot(at: clock.now()).map(\.name))
@@ -133,7 +175,7 @@ final class QueryFunctions {
     }
 
     /// The series a selector matches now.
-    private func series(_ text: String) throws -> [SeriesRef] {
+    func series(_ text: String) throws -> [SeriesRef] {
         let generation = store.seriesGeneration
         if let cached = selections[text] {
             if cached.generation == generation { return cached.refs }

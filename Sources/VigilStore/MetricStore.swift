@@ -203,6 +203,18 @@ public final class MetricStore: Sendable {
         }
     }
 
+    /// The newest real sample of one series at or before `time`, however old (stale markers skipped):
+    /// when a series was last seen, and with what value.
+    public func lastSeen(_ ref: SeriesRef, notAfter time: Timestamp) -> Sample? {
+        ref.series.data.withLock { data -> Sample? in
+            if data.sampleCount == 0 { return nil }
+            if data.lastTime <= time && !StaleMarker.isStale(data.lastValue) { return Sample(data.lastTime, data.lastValue) }
+            var window: [Sample] = []
+            data.appendSamples(after: .min, through: time, into: &window, skipStale: true)
+            return window.last
+        }
+    }
+
     /// Samples of one series in `(start, end]`, stale markers left out.
     public func samples(_ ref: SeriesRef, after start: Timestamp, through end: Timestamp) -> [Sample] {
         var out: [Sample] = []

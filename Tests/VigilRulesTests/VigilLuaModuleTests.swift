@@ -83,6 +83,7 @@ struct VigilLuaModuleTests {
             local names = {}
             for k in pairs(vigil) do if type(vigil[k]) == 'function' then names[#names + 1] = 'vigil.' .. k end end
             for k in pairs(vigil.query) do names[#names + 1] = 'vigil.query.' .. k end
+            for k in pairs(vigil.format) do names[#names + 1] = 'vigil.format.' .. k end
             table.sort(names)
             return names
             """, chunkName: "list.lua")

@@ -8,20 +8,20 @@ import Glibc
 /// A child started with posix_spawn in a process group of its own, with a clean signal mask (threads
 /// of a Swift process block signals that a child would otherwise inherit), its output read with
 /// limits, and the whole group killed when it overruns.
-struct ChildProcess {
-    struct Outcome {
+public struct ChildProcess {
+    public struct Outcome {
         /// Exit status, when it exited.
-        var status: Int32?
+        public var status: Int32?
         /// The signal that ended it, when one did.
-        var signal: Int32?
-        var stdout: [UInt8]
-        var stderr: [UInt8]
-        var timedOut = false
+        public var signal: Int32?
+        public var stdout: [UInt8]
+        public var stderr: [UInt8]
+        public var timedOut = false
         /// stdout went past the limit and the child was killed.
-        var overflowed = false
+        public var overflowed = false
 
         /// What went wrong, in words, or nil when it exited 0 within its limits.
-        func failure(timeout: Int64, limit: Int) -> String? {
+        public func failure(timeout: Int64, limit: Int) -> String? {
             if timedOut { return "timed out after \(DurationParser.format(milliseconds: timeout)); its process group was killed" }
             if overflowed { return "printed more than \(limit) bytes; its process group was killed" }
             if let signal { return "killed by signal \(signal)\(stderrTail)" }
@@ -41,10 +41,22 @@ struct ChildProcess {
         var description: String { "cannot start \(command): \(String(cString: strerror(code)))" }
     }
 
-    /// Runs `argv` to completion (or to its deadline) and returns what it printed.
-    static func run(_ argv: [String], directory: String? = nil, environment: [String: String]? = nil,
-                    timeout: Int64, outputLimit: Int) throws -> Outcome {
-        let child = try spawn(argv, directory: directory, environment: environment, stdinPipe: false)
+    /// Runs `argv` to completion (or to its deadline) and returns what it printed. `input`, when given,
+    /// is written to its standard input, which is then closed.
+    public static func run(_ argv: [String], directory: String? = nil, environment: [String: String]? = nil,
+                           input: [UInt8]? = nil, timeout: Int64, outputLimit: Int) throws -> Outcome {
+        let child = try spawn(argv, directory: directory, environment: environment, stdinPipe: input != nil)
+        if let input {
+            // Small payloads (an alert as JSON) fit the pipe; a child that exits early just closes it.
+            var written = 0
+            signal(SIGPIPE, SIG_IGN)
+            while written < input.count {
+                let n = input[written...].withUnsafeBytes { write(child.stdin, $0.baseAddress, $0.count) }
+                if n <= 0 { break }
+                written += n
+            }
+            close(child.stdin)
+        }
         defer {
             close(child.stdout)
             close(child.stderr)

@@ -1,5 +1,4 @@
 import Foundation
-import VigilCore
 import Yams
 
 /// Reads values out of a composed YAML document, every error naming the file, line and column (and the

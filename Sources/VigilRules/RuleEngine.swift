@@ -1,0 +1,738 @@
+import Foundation
+import Logging
+import VigilCore
+import VigilLua
+import VigilState
+import VigilStore
+
+public struct RuleEngineOptions: Sendable {
+    /// The folder whose `*.lua` files are rule files (`require` also resolves below it).
+    public var rulesDirectory: String
+    /// Interval of a rule that names none and whose group names none. Default 15 s.
+    public var defaultInterval: Int64 = 15_000
+    public var limits: LuaLimits = .default
+    /// How long a resolved instance is kept (and re-sent) before it is forgotten. Default 15 m.
+    public var resolvedRetention: Int64 = 15 * 60_000
+    /// Consecutive failed evaluations after which a rule is quarantined. Default 5.
+    public var quarantineAfter = 5
+    /// First wait before a quarantined rule is tried again; doubles on each failed retry up to the maximum.
+    public var quarantineBackoff: Int64 = 30_000
+    public var quarantineBackoffMax: Int64 = 3_600_000
+    /// Base of `generatorURL` in notifications.
+    public var externalURL = "http://127.0.0.1:9477"
+    /// Evaluate every rule at this interval instead of its own (`vigil rules test` does, as promtool does).
+    public var intervalOverride: Int64?
+    /// Write `vigil_rule_*`, `ALERTS` and `ALERTS_FOR_STATE` into the store.
+    public var exportMetrics = true
+
+    public init(rulesDirectory: String) {
+        self.rulesDirectory = rulesDirectory
+    }
+}
+
+public enum RuleHealth: String, Sendable, Codable, CaseIterable {
+    case unknown, ok, error, quarantined
+}
+
+/// What `vigil rules` and the API show about one rule.
+public struct RuleStatus: Sendable, Codable, Equatable {
+    public var name: String
+    public var file: String
+    public var group: String
+    public var intervalSeconds: Double
+    public var health: RuleHealth
+    public var lastError: String?
+    public var lastEvaluation: Timestamp?
+    public var evaluationSeconds: Double
+    public var instructions: Int
+    public var memoryBytes: Int
+    public var evaluations: Int
+    public var failures: Int
+    public var consecutiveFailures: Int
+    public var quarantinedUntil: Timestamp?
+    public var firing: Int
+    public var pending: Int
+}
+
+/// A rule file's load result.
+public struct RuleFileStatus: Sendable, Codable, Equatable {
+    public var path: String
+    /// True when a version of the file is running (the newest, unless `error` says why not).
+    public var loaded: Bool
+    /// Why the version on disk did not load (the last good one keeps running).
+    public var error: String?
+    public var rules: [String]
+    public var memoryBytes: Int
+}
+
+/// The rule engine: loads rule files, evaluates rules on their intervals, moves alert instances through
+/// their states, keeps rule health, persists state and hands alerts to the notifiers.
+///
+/// Not thread-safe: one owner calls it (the rule service's serial queue, or a test).
+public final class RuleEngine {
+    public let store: MetricStore
+    public let options: RuleEngineOptions
+    let logger: Logger
+    let database: StateDatabase?
+    /// Receives, after each evaluation of a rule, the alerts receivers should know about: firing ones
+    /// (not held by flapping) and recently resolved ones.
+    public var onAlerts: ((String, [Alert]) -> Void)?
+
+    private var files: [String: RuleFile] = [:]
+    private var failedFiles: [String: (content: Data, error: String)] = [:]
+    private var runtimes: [String: RuleRuntime] = [:]
+    private var order: [String] = []
+    private var restored: [String: [AlertStateRecord]] = [:]
+    private let builtin: RuleRuntime
+    private let writer = DispatchQueue(label: "vigil.alert-state-writer")
+    private var exportedAlertSeries: Set<Labels> = []
+    public static let ruleFailingAlert = "VigilRuleFailing"
+
+    public init(store: MetricStore, options: RuleEngineOptions, database: StateDatabase? = nil, logger: Logger) {
+        self.store = store
+        self.options = options
+        self.database = database
+        self.logger = logger
+        builtin = RuleRuntime(definition: AlertRuleDefinition(builtin: Self.ruleFailingAlert,
+            summary: "rule {{rule}} is quarantined after {{value}} failed evaluations",
+            description: "{{rule}} in {{file}} keeps failing; it is retried with backoff. Fix the script: `vigil rules` shows its last error."),
+            file: nil)
+        if let database {
+            do {
+                for record in try database.alertStates() { restored[record.rule, default: []].append(record) }
+            } catch {
+                logger.error("cannot read saved alert states; alerts start fresh", metadata: ["error": "\(error)"])
+            }
+        }
+        restore(builtin)
+        describeMetrics()
+    }
+
+    // MARK: Loading
+
+    /// The outcome of a reload, per file that changed.
+    public struct ReloadReport: Sendable {
+        public var loaded: [String] = []
+        public var failed: [(path: String, error: String)] = []
+        public var removed: [String] = []
+        public var isEmpty: Bool { loaded.isEmpty && failed.isEmpty && removed.isEmpty }
+    }
+
+    /// Loads files that are new or changed and drops removed ones. A file that fails to load leaves its
+    /// last good version running; rules that stay keep their alert instances and timers.
+    @discardableResult
+    public func reload(at now: Timestamp) -> ReloadReport {
+        var report = ReloadReport()
+        let paths = Self.ruleFiles(in: options.rulesDirectory)
+        for path in paths {
+            guard let content = FileManager.default.contents(atPath: path) else { continue }
+            if files[path]?.content == content { failedFiles[path] = nil; continue }
+            if failedFiles[path]?.content == content { continue }
+            switch load(path: path, content: content) {
+            case .success(let file):
+                failedFiles[path] = nil
+                install(file, at: now)
+                report.loaded.append(path)
+                logger.info("rule file loaded", metadata: ["file": "\(path)", "rules": "\(file.rules.map { $0.name }.joined(separator: ","))"])
+            case .failure(let failure):
+                let error = failure.description
+                failedFiles[path] = (content, error)
+                report.failed.append((path, error))
+                logger.error(files[path] == nil ? "rule file failed to load" : "rule file failed to load; the last good version keeps running",
+                             metadata: ["file": "\(path)", "error": "\(error)"])
+            }
+        }
+        for path in files.keys where !paths.contains(path) {
+            uninstall(path, keeping: [], at: now)
+            files[path] = nil
+            report.removed.append(path)
+            logger.info("rule file removed", metadata: ["file": "\(path)"])
+        }
+        for path in failedFiles.keys where !paths.contains(path) { failedFiles[path] = nil }
+        return report
+    }
+
+    /// Loads `path` into a scratch state and checks its declarations, without installing it.
+    public static func check(path: String, store: MetricStore = MetricStore(), rulesDirectory: String? = nil,
+                             limits: LuaLimits = .default, logger: Logger) -> Result<[String], RuleLoadError> {
+        guard let content = FileManager.default.contents(atPath: path) else {
+            return .failure(RuleLoadError(description: "\(path): cannot read the file"))
+        }
+        do {
+            let file = try RuleFile(path: path, content: content, store: store, limits: limits,
+                                    rulesDirectory: rulesDirectory ?? (path as NSString).deletingLastPathComponent,
+                                    defaultInterval: 15_000, logger: logger)
+            return .success(file.rules.map(\.name))
+        } catch let error as LuaError {
+            return .failure(RuleLoadError(description: error.fullDescription))
+        } catch {
+            return .failure(RuleLoadError(description: "\(path): \(error)"))
+        }
+    }
+
+    private func load(path: String, content: Data) -> Result<RuleFile, RuleLoadError> {
+        let file: RuleFile
+        do {
+            file = try RuleFile(path: path, content: content, store: store, limits: options.limits,
+                                rulesDirectory: options.rulesDirectory, defaultInterval: options.defaultInterval, logger: logger)
+        } catch let error as LuaError {
+            return .failure(RuleLoadError(description: error.fullDescription))
+        } catch {
+            return .failure(RuleLoadError(description: "\(path): \(error)"))
+        }
+        if file.rules.isEmpty { return .failure(RuleLoadError(description: "\(path): declares no rules (vigil.alert \"Name\" { … })")) }
+        for rule in file.rules {
+            if let other = runtimes[rule.name], other.file?.path != path {
+                return .failure(RuleLoadError(description: "\(path): vigil.alert \"\(rule.name)\" is already declared in \(other.file?.path ?? "?")"))
+            }
+            if rule.name == Self.ruleFailingAlert {
+                return .failure(RuleLoadError(description: "\(path): \(rule.name) is Vigil's own alert; choose another name"))
+            }
+        }
+        return .success(file)
+    }
+
+    private func install(_ file: RuleFile, at now: Timestamp) {
+        let names = Set(file.rules.map(\.name))
+        uninstall(file.path, keeping: names, at: now)
+        files[file.path] = file
+        for definition in file.rules {
+            if let runtime = runtimes[definition.name] {
+                // Same rule, new version: instances and their timers stay; quarantine ends.
+                runtime.definition = definition
+                runtime.file = file
+                runtime.consecutiveFailures = 0
+                runtime.quarantinedUntil = nil
+                runtime.quarantineBackoff = 0
+                if runtime.health == .quarantined || runtime.health == .error { runtime.health = .unknown }
+                runtime.nextDue = now
+            } else {
+                let runtime = RuleRuntime(definition: definition, file: file)
+                runtime.nextDue = now
+                restore(runtime)
+                runtimes[definition.name] = runtime
+            }
+        }
+        order = order.filter { runtimes[$0] != nil && !names.contains($0) } + file.rules.map(\.name)
+        order = order.sorted { (runtimes[$0]?.file?.path ?? "", 0) < (runtimes[$1]?.file?.path ?? "", 1) }
+        order = Self.stableOrder(order, runtimes)
+    }
+
+    /// Rules sorted by file path, keeping declaration order within a file.
+    private static func stableOrder(_ names: [String], _ runtimes: [String: RuleRuntime]) -> [String] {
+        var byFile: [String: [String]] = [:]
+        var seen: [String] = []
+        for name in names {
+            let path = runtimes[name]?.file?.path ?? ""
+            if byFile[path] == nil { seen.append(path) }
+            byFile[path, default: []].append(name)
+        }
+        return seen.sorted().flatMap { byFile[$0]! }
+    }
+
+    /// Drops rules of `path` that are not in `keeping`; their firing alerts resolve.
+    private func uninstall(_ path: String, keeping: Set<String>, at now: Timestamp) {
+        for (name, runtime) in runtimes where runtime.file?.path == path && !keeping.contains(name) {
+            var alerts: [Alert] = []
+            var removed: [(String, String)] = []
+            for instance in runtime.instances.values {
+                if instance.state == .firing, let firedAt = instance.firedAt {
+                    alerts.append(alert(runtime, instance, status: .resolved, startsAt: firedAt, endsAt: now))
+                }
+                removed.append((name, instance.fingerprintKey))
+            }
+            runtimes[name] = nil
+            order.removeAll { $0 == name }
+            onAlerts?(name, alerts)
+            persist(changed: [], removed: removed, history: [])
+        }
+    }
+
+    static func ruleFiles(in directory: String) -> [String] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
+        return names.filter { $0.hasSuffix(".lua") && !$0.hasSuffix(".meta.lua") && !$0.hasPrefix(".") }
+            .sorted().map { (directory as NSString).appendingPathComponent($0) }
+    }
+
+    private func restore(_ runtime: RuleRuntime) {
+        guard let records = restored.removeValue(forKey: runtime.definition.name) else { return }
+        for record in records {
+            guard let state = AlertState(rawValue: record.state), state != .inactive,
+                  let data = record.labels.data(using: .utf8),
+                  let labels = try? JSONDecoder().decode([String: String].self, from: data) else { continue }
+            var identity = labels
+            let severity = identity.removeValue(forKey: "severity") ?? ""
+            let instance = AlertInstance(identity: Labels(dictionary: identity))
+            instance.state = state
+            instance.level = record.level
+            instance.severity = severity
+            instance.value = record.value
+            instance.activeAt = record.activeAt
+            instance.firedAt = record.firedAt
+            instance.keepSince = record.keepSince
+            instance.flapping = record.flapping
+            instance.history = (try? JSONDecoder().decode([Int].self, from: Data(record.history.utf8))) ?? []
+            instance.dirty = false
+            runtime.instances[instance.identity] = instance
+        }
+        logger.info("alert state restored", metadata: ["rule": "\(runtime.definition.name)", "instances": "\(runtime.instances.count)"])
+    }
+
+    // MARK: Evaluation
+
+    /// Evaluates every rule that is due at `now` (and Vigil's own rule-failing alert).
+    public func tick(at now: Timestamp) {
+        var evaluated: [RuleRuntime] = []
+        for name in order {
+            guard let runtime = runtimes[name] else { continue }
+            if let until = runtime.quarantinedUntil, now < until { continue }
+            guard now >= runtime.nextDue else { continue }
+            let interval = options.intervalOverride ?? runtime.definition.interval
+            runtime.nextDue = (now / interval + 1) * interval
+            evaluate(runtime, at: now)
+            evaluated.append(runtime)
+        }
+        evaluateBuiltin(at: now)
+        if options.exportMetrics { exportMetrics(evaluated, at: now) }
+    }
+
+    /// Evaluates one rule now, whatever its schedule (tests, `vigil rules test`).
+    public func evaluate(rule name: String, at now: Timestamp) {
+        guard let runtime = runtimes[name] else { return }
+        evaluate(runtime, at: now)
+    }
+
+    private struct Present {
+        var level: Int
+        var severity: String
+        var value: Double
+        var labels: Labels
+    }
+
+    private func evaluate(_ runtime: RuleRuntime, at ts: Timestamp) {
+        guard let file = runtime.file else { return }
+        let definition = runtime.definition
+        file.clock.set(ts)
+        let started = DispatchTime.now().uptimeNanoseconds
+        var instructions = 0
+        var present: [Labels: Present] = [:]
+        var failure: String?
+        var noData = false
+        do {
+            let elements = try query(definition, file, at: ts)
+            instructions += file.state.lastCallInstructions
+            noData = elements.isEmpty
+            for element in elements {
+                let identity = identity(definition, element.labels, element.value)
+                let current = runtime.instances[identity].flatMap { $0.state == .inactive ? nil : $0.level } ?? 0
+                let level = try self.level(definition, file, element, current: current, instructions: &instructions)
+                guard level > 0 else { continue }
+                guard present[identity] == nil else {
+                    throw RuleLoadError(description: "two series give the same alert labels \(identity); add labels that tell them apart (Prometheus: duplicate alert label set)")
+                }
+                let severity = definition.levels.first { $0.level == level }?.severity ?? "warning"
+                present[identity] = Present(level: level, severity: severity, value: element.value, labels: element.labels)
+            }
+        } catch let error as LuaError {
+            failure = error.fullDescription
+        } catch {
+            failure = "\(error)"
+        }
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        runtime.lastEvaluation = ts
+        runtime.duration = elapsed
+        runtime.instructions = instructions
+        runtime.evaluations += 1
+
+        var skip = false
+        if let failure {
+            runtime.failures += 1
+            runtime.consecutiveFailures += 1
+            runtime.lastError = failure
+            if runtime.consecutiveFailures >= options.quarantineAfter {
+                runtime.quarantineBackoff = runtime.quarantineBackoff == 0
+                    ? options.quarantineBackoff : min(runtime.quarantineBackoff * 2, options.quarantineBackoffMax)
+                runtime.quarantinedUntil = ts + runtime.quarantineBackoff
+                if runtime.health != .quarantined {
+                    logger.error("rule quarantined", metadata: [
+                        "rule": "\(definition.name)", "failures": "\(runtime.consecutiveFailures)",
+                        "retry_in": "\(DurationParser.format(milliseconds: runtime.quarantineBackoff))", "error": "\(failure)",
+                    ])
+                }
+                runtime.health = .quarantined
+            } else {
+                runtime.health = .error
+                logger.warning("rule evaluation failed", metadata: ["rule": "\(definition.name)", "error": "\(failure)"])
+            }
+            switch definition.onError {
+            case .keep: skip = true
+            case .resolve: present = [:]
+            case .fire:
+                present = [:]
+                let labels = Labels(dictionary: ["reason": "evaluation error"])
+                present[identity(definition, labels, .nan)] = Present(level: definition.levels.last!.level,
+                    severity: definition.levels.last!.severity, value: .nan, labels: labels)
+            }
+        } else {
+            if runtime.health != .ok && runtime.health != .unknown {
+                logger.info("rule evaluates again", metadata: ["rule": "\(definition.name)"])
+            }
+            runtime.health = .ok
+            runtime.consecutiveFailures = 0
+            runtime.quarantinedUntil = nil
+            runtime.quarantineBackoff = 0
+            if noData {
+                switch definition.noData {
+                case .keep: skip = true
+                case .resolve: break
+                case .fire:
+                    let labels = Labels(dictionary: ["reason": "no data"])
+                    present[identity(definition, labels, .nan)] = Present(level: definition.levels[0].level,
+                        severity: definition.levels[0].severity, value: .nan, labels: labels)
+                }
+            }
+        }
+        if !skip { apply(present, to: runtime, at: ts) }
+        publish(runtime, at: ts)
+    }
+
+    private struct Element {
+        var labels: Labels
+        var value: Double
+        var name: String?
+        var lua: LuaValue
+    }
+
+    /// The query's result as elements; a scalar is one element without labels, nil none.
+    private func query(_ definition: AlertRuleDefinition, _ file: RuleFile, at ts: Timestamp) throws -> [Element] {
+        switch definition.query {
+        case .selector(let text):
+            let samples = store.instant(try file.query.series(text), at: ts)
+            return samples.map { sample in
+                let labels = sample.labels.removingName()
+                return Element(labels: labels, value: sample.value, name: sample.labels.name,
+                               lua: .table(["labels": QueryFunctions.labelsTable(labels), "value": .number(sample.value),
+                                            "name": sample.labels.name.map { .string($0) } ?? .nil]))
+            }
+        case .function(let function):
+            let result = try file.call(query: function)
+            return try Self.elements(result.first ?? .nil, rule: definition.name)
+        case .builtin:
+            return []
+        }
+    }
+
+    private static func elements(_ result: LuaValue, rule: String) throws -> [Element] {
+        func element(_ value: LuaValue) throws -> Element {
+            if let number = value.doubleValue {
+                return Element(labels: Labels(), value: number, name: nil, lua: .table(["labels": .table([:]), "value": .number(number)]))
+            }
+            guard let number = value["value"].doubleValue else {
+                throw RuleLoadError(description: "\(rule): query returned an element without a numeric value: \(LuaFormat.describe(value))")
+            }
+            var pairs: [Label] = []
+            if let labels = value["labels"].tableValue {
+                for (key, labelValue) in labels {
+                    guard let name = key.stringValue, let text = labelValue.stringValue ?? labelValue.doubleValue.map({ Format.number($0) }) else { continue }
+                    if name != Labels.metricName { pairs.append(Label(name, text)) }
+                }
+            }
+            return Element(labels: Labels(pairs), value: number, name: value["name"].stringValue, lua: value)
+        }
+        switch result {
+        case .nil: return []
+        case .integer, .number: return [try element(result)]
+        case .array(let items): return try items.map(element)
+        case .table(let table) where table.isEmpty: return []
+        case .table: return [try element(result)]
+        default:
+            throw RuleLoadError(description: "\(rule): query must return a vector, a number or nil, not \(result.typeName)")
+        }
+    }
+
+    /// Kapacitor's level choice: go up to the highest level whose fire holds; else stay while the current
+    /// level's clear does not hold; else the highest level at or below the current one whose fire holds.
+    private func level(_ definition: AlertRuleDefinition, _ file: RuleFile, _ element: Element, current: Int,
+                       instructions: inout Int) throws -> Int {
+        if definition.firesOnPresence { return definition.levels[0].level }
+        func holds(_ function: LuaReference?) throws -> Bool {
+            guard let function else { return false }
+            let result = try file.state.call(function, [element.lua])
+            instructions += file.state.lastCallInstructions
+            return result.first?.isTruthy ?? false
+        }
+        for conditions in definition.levels.reversed() where conditions.level > current {
+            if try holds(conditions.fire) { return conditions.level }
+        }
+        if current > 0, let conditions = definition.levels.first(where: { $0.level == current }), let clear = conditions.clear {
+            if !(try holds(clear)) { return current }
+        }
+        for conditions in definition.levels.reversed() where conditions.level <= current {
+            if try holds(conditions.fire) { return conditions.level }
+        }
+        return 0
+    }
+
+    private func identity(_ definition: AlertRuleDefinition, _ labels: Labels, _ value: Double) -> Labels {
+        var result = labels.dictionary
+        if !definition.labels.isEmpty {
+            var context = result
+            context["alertname"] = definition.name
+            for (name, template) in definition.labels { result[name] = template.render(labels: context, value: value) }
+        }
+        result["alertname"] = definition.name
+        return Labels(dictionary: result)
+    }
+
+    private func apply(_ present: [Labels: Present], to runtime: RuleRuntime, at ts: Timestamp) {
+        let definition = runtime.definition
+        var history: [AlertHistoryRecord] = []
+        func record(_ instance: AlertInstance, _ from: String, _ to: String) {
+            history.append(AlertHistoryRecord(time: ts, rule: definition.name, fingerprint: instance.fingerprintKey,
+                                              labels: Self.json(instance.labels), fromState: from, toState: to, value: instance.value))
+            let level: Logger.Level = to == "firing" || to == "flapping" ? .warning : .info
+            logger.log(level: level, "alert \(to)", metadata: [
+                "alertname": "\(definition.name)", "labels": "\(instance.identity)", "value": "\(Format.number(instance.value))",
+            ])
+        }
+        for (identity, found) in present {
+            let instance = runtime.instances[identity] ?? {
+                let created = AlertInstance(identity: identity)
+                runtime.instances[identity] = created
+                return created
+            }()
+            let transition = instance.activate(level: found.level, severity: found.severity, value: found.value, at: ts,
+                                               pending: definition.pending)
+            var context = instance.labels
+            context.merge(found.labels.dictionary) { mine, _ in mine }
+            var annotations: [String: String] = [:]
+            for (name, template) in definition.annotations { annotations[name] = template.render(labels: context, value: found.value) }
+            instance.annotations = annotations
+            if let transition { record(instance, transition.from.rawValue, transition.to.rawValue) }
+        }
+        for (identity, instance) in runtime.instances where present[identity] == nil {
+            if let transition = instance.deactivate(at: ts, keep: definition.keep) {
+                record(instance, transition.from.rawValue, transition.to == .inactive && transition.from == .firing ? "resolved" : transition.to.rawValue)
+            }
+        }
+        if let flapping = definition.flapping {
+            for instance in runtime.instances.values {
+                if let started = instance.recordHistory(flapping) {
+                    record(instance, started ? "stable" : "flapping", started ? "flapping" : "stable")
+                }
+            }
+        }
+        var removed: [(String, String)] = []
+        for (identity, instance) in runtime.instances where instance.state == .inactive {
+            let retained = instance.resolvedAt.map { ts - $0 < options.resolvedRetention } ?? false
+            let tracking = definition.flapping != nil && instance.history.contains { $0 != 0 }
+            if !retained && !tracking {
+                runtime.instances[identity] = nil
+                removed.append((definition.name, instance.fingerprintKey))
+            }
+        }
+        var changed: [AlertStateRecord] = []
+        for instance in runtime.instances.values where instance.dirty {
+            instance.dirty = false
+            if instance.state == .inactive {
+                removed.append((definition.name, instance.fingerprintKey))
+            } else {
+                changed.append(AlertStateRecord(rule: definition.name, fingerprint: instance.fingerprintKey, labels: Self.json(instance.labels),
+                    state: instance.state.rawValue, level: instance.level, value: instance.value.isFinite ? instance.value : 0,
+                    activeAt: instance.activeAt, firedAt: instance.firedAt, keepSince: instance.keepSince, lastSentAt: nil,
+                    flapping: instance.flapping, history: Self.json(instance.history), savedAt: ts))
+            }
+        }
+        persist(changed: changed, removed: removed, history: history)
+    }
+
+    /// Hands the rule's current alerts to the notifiers.
+    private func publish(_ runtime: RuleRuntime, at ts: Timestamp) {
+        guard let onAlerts else { return }
+        var alerts: [Alert] = []
+        for instance in runtime.instances.values {
+            if instance.state == .firing, let firedAt = instance.firedAt {
+                if instance.flapping { continue }
+                alerts.append(alert(runtime, instance, status: .firing, startsAt: firedAt, endsAt: nil))
+            } else if instance.state == .inactive, let resolvedAt = instance.resolvedAt, let firedAt = instance.firedAt {
+                alerts.append(alert(runtime, instance, status: .resolved, startsAt: firedAt, endsAt: resolvedAt))
+            }
+        }
+        onAlerts(runtime.definition.name, alerts)
+    }
+
+    private func alert(_ runtime: RuleRuntime, _ instance: AlertInstance, status: Alert.Status, startsAt: Timestamp, endsAt: Timestamp?) -> Alert {
+        Alert(rule: runtime.definition.name, status: status, labels: instance.labels, annotations: instance.annotations,
+              startsAt: startsAt, endsAt: endsAt, value: instance.value,
+              generatorURL: "\(options.externalURL)/rules/\(runtime.definition.name)")
+    }
+
+    /// `VigilRuleFailing`: one instance per quarantined rule, kept by the engine itself.
+    private func evaluateBuiltin(at ts: Timestamp) {
+        var present: [Labels: Present] = [:]
+        for name in order {
+            guard let runtime = runtimes[name], runtime.health == .quarantined else { continue }
+            let labels = Labels(dictionary: ["rule": name, "file": runtime.file?.path ?? ""])
+            present[identity(builtin.definition, labels, Double(runtime.consecutiveFailures))] =
+                Present(level: 1, severity: "critical", value: Double(runtime.consecutiveFailures), labels: labels)
+        }
+        guard !present.isEmpty || !builtin.instances.isEmpty else { return }
+        apply(present, to: builtin, at: ts)
+        publish(builtin, at: ts)
+    }
+
+    // MARK: State for commands and the API
+
+    public var rules: [RuleStatus] {
+        order.compactMap { runtimes[$0] }.map(\.status)
+    }
+
+    public var fileStatuses: [RuleFileStatus] {
+        let paths = Set(files.keys).union(failedFiles.keys).sorted()
+        return paths.map { path in
+            RuleFileStatus(path: path, loaded: files[path] != nil, error: failedFiles[path]?.error,
+                           rules: files[path]?.rules.map(\.name) ?? [], memoryBytes: files[path]?.state.memoryUsed ?? 0)
+        }
+    }
+
+    /// Every live instance (pending, firing, and resolved ones still retained), rules in order.
+    public var alerts: [AlertView] {
+        (order.compactMap { runtimes[$0] } + [builtin]).flatMap { runtime in
+            runtime.instances.values.sorted { $0.identity < $1.identity }.map { instance in
+                AlertView(rule: runtime.definition.name, state: instance.state, labels: instance.labels,
+                          annotations: instance.annotations, value: instance.value, activeAt: instance.activeAt,
+                          firedAt: instance.firedAt, resolvedAt: instance.resolvedAt, flapping: instance.flapping,
+                          silencedBy: [], inhibited: false, fingerprint: Alert.fingerprint(instance.labels))
+            }
+        }
+    }
+
+    /// Waits until every queued database write is done (tests, shutdown).
+    public func flush() {
+        writer.sync {}
+    }
+
+    // MARK: Persistence and metrics
+
+    private func persist(changed: [AlertStateRecord], removed: [(String, String)], history: [AlertHistoryRecord]) {
+        guard let database, !changed.isEmpty || !removed.isEmpty || !history.isEmpty else { return }
+        let logger = logger
+        writer.async {
+            do {
+                try database.saveAlerts(changed: changed, removed: removed.map { (rule: $0.0, fingerprint: $0.1) }, history: history)
+            } catch {
+                logger.error("cannot save alert state", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    static func json<T: Encodable>(_ value: T) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "null"
+    }
+
+    private func describeMetrics() {
+        guard options.exportMetrics else { return }
+        store.describe("vigil_rule_health", kind: .gauge, help: "1 for the rule's current health (ok, error, quarantined), 0 for the others.")
+        store.describe("vigil_rule_last_evaluation_timestamp_seconds", kind: .gauge, help: "When the rule was last evaluated.")
+        store.describe("vigil_rule_evaluation_duration_seconds", kind: .gauge, help: "How long the rule's last evaluation took.")
+        store.describe("vigil_rule_evaluations_total", kind: .counter, help: "Evaluations of the rule.")
+        store.describe("vigil_rule_evaluation_failures_total", kind: .counter, help: "Evaluations of the rule that failed.")
+        store.describe("vigil_rule_instructions", kind: .gauge, help: "Lua VM instructions of the last evaluation, in steps of 1000.")
+        store.describe("vigil_rule_memory_bytes", kind: .gauge, help: "Bytes held by the Lua state of the rule's file.")
+        store.describe("ALERTS", kind: .gauge, help: "Pending and firing alert instances (Prometheus' series).")
+        store.describe("ALERTS_FOR_STATE", kind: .gauge, help: "When each pending or firing alert instance became active, in seconds.")
+        store.describe("vigil_alert_flapping", kind: .gauge, help: "1 while the alert instance is flapping.")
+    }
+
+    private func exportMetrics(_ evaluated: [RuleRuntime], at ts: Timestamp) {
+        for runtime in evaluated {
+            let name = runtime.definition.name
+            let file = runtime.file?.path ?? ""
+            for health in [RuleHealth.ok, .error, .quarantined] {
+                store.append(Labels(name: "vigil_rule_health", ["rule": name, "file": file, "health": health.rawValue]), ts,
+                             runtime.health == health ? 1 : 0)
+            }
+            store.append(Labels(name: "vigil_rule_last_evaluation_timestamp_seconds", ["rule": name]), ts, Double(ts) / 1000)
+            store.append(Labels(name: "vigil_rule_evaluation_duration_seconds", ["rule": name]), ts, runtime.duration)
+            store.append(Labels(name: "vigil_rule_evaluations_total", ["rule": name]), ts, Double(runtime.evaluations))
+            store.append(Labels(name: "vigil_rule_evaluation_failures_total", ["rule": name]), ts, Double(runtime.failures))
+            store.append(Labels(name: "vigil_rule_instructions", ["rule": name]), ts, Double(runtime.instructions))
+            store.append(Labels(name: "vigil_rule_memory_bytes", ["rule": name]), ts, Double(runtime.file?.state.memoryUsed ?? 0))
+        }
+        // Quarantined rules are not evaluated; their health still reads as quarantined.
+        for name in order {
+            guard let runtime = runtimes[name], runtime.health == .quarantined, !evaluated.contains(where: { $0 === runtime }) else { continue }
+            for health in [RuleHealth.ok, .error, .quarantined] {
+                store.append(Labels(name: "vigil_rule_health", ["rule": name, "file": runtime.file?.path ?? "", "health": health.rawValue]), ts,
+                             health == .quarantined ? 1 : 0)
+            }
+        }
+        var current: Set<Labels> = []
+        for runtime in order.compactMap({ runtimes[$0] }) + [builtin] {
+            for instance in runtime.instances.values where instance.state != .inactive {
+                var labels = instance.labels
+                labels["alertstate"] = instance.state.rawValue
+                let alerts = Labels(name: "ALERTS", labels)
+                store.append(alerts, ts, 1)
+                current.insert(alerts)
+                var forState = instance.labels
+                forState[Labels.metricName] = "ALERTS_FOR_STATE"
+                let forStateLabels = Labels(dictionary: forState)
+                store.append(forStateLabels, ts, Double(instance.activeAt) / 1000)
+                current.insert(forStateLabels)
+                if runtime.definition.flapping != nil {
+                    let flapping = Labels(name: "vigil_alert_flapping", instance.labels)
+                    store.append(flapping, ts, instance.flapping ? 1 : 0)
+                    current.insert(flapping)
+                }
+            }
+        }
+        for gone in exportedAlertSeries.subtracting(current) { store.append(gone, ts, StaleMarker.value) }
+        exportedAlertSeries = current
+    }
+}
+
+/// A failed load or evaluation, already in words.
+public struct RuleLoadError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+}
+
+/// A rule's live part: its definition (replaced on reload) and what survives reloads.
+final class RuleRuntime {
+    var definition: AlertRuleDefinition
+    var file: RuleFile?
+    var instances: [Labels: AlertInstance] = [:]
+    var health: RuleHealth = .unknown
+    var lastError: String?
+    var lastEvaluation: Timestamp?
+    var duration = 0.0
+    var instructions = 0
+    var nextDue: Timestamp = .min
+    var consecutiveFailures = 0
+    var quarantineBackoff: Int64 = 0
+    var quarantinedUntil: Timestamp?
+    var evaluations = 0
+    var failures = 0
+
+    init(definition: AlertRuleDefinition, file: RuleFile?) {
+        self.definition = definition
+        self.file = file
+    }
+
+    var status: RuleStatus {
+        RuleStatus(name: definition.name, file: file?.path ?? "", group: definition.group,
+                   intervalSeconds: Double(definition.interval) / 1000, health: health, lastError: lastError,
+                   lastEvaluation: lastEvaluation, evaluationSeconds: duration, instructions: instructions,
+                   memoryBytes: file?.state.memoryUsed ?? 0, evaluations: evaluations, failures: failures,
+                   consecutiveFailures: consecutiveFailures, quarantinedUntil: quarantinedUntil,
+                   firing: instances.values.filter { $0.state == .firing }.count,
+                   pending: instances.values.filter { $0.state == .pending }.count)
+    }
+}
+
+extension AlertInstance {
+    /// The key of its saved state: the fingerprint of its identity (severity may change).
+    var fingerprintKey: String { Alert.fingerprint(identity.dictionary) }
+}

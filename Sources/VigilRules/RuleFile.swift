@@ -1,0 +1,105 @@
+import Foundation
+import Logging
+import VigilCore
+import VigilLua
+import VigilStore
+
+/// Collects what a script declares while it loads: `vigil.group { … }` and `vigil.alert "Name" { … }`.
+final class RuleDeclarations {
+    let file: String
+    var defaultInterval: Int64
+    var group: String
+    private(set) var alerts: [AlertRuleDefinition] = []
+
+    init(file: String, defaultInterval: Int64 = 15_000) {
+        self.file = file
+        self.defaultInterval = defaultInterval
+        group = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
+    }
+
+    func alertFunction() -> LuaValue {
+        .hostFunction(LuaHostFunction("alert") { [unowned self] args in
+            let name = try args.string(0)
+            guard Labels.isValidMetricName(name) else {
+                throw args.badArgument(0, "alert names are identifiers such as GpuTooHot, got \"\(name)\"")
+            }
+            return [.hostFunction(LuaHostFunction("alert") { [unowned self] args in
+                let spec = try args.table(0)
+                guard let table = spec.tableValue else { throw args.badArgument(0, expected: "table") }
+                if alerts.contains(where: { $0.name == name }) {
+                    throw LuaHostError("vigil.alert \"\(name)\" is declared twice in this file")
+                }
+                do {
+                    alerts.append(try AlertRuleDefinition(name: name, file: file, group: group,
+                                                          defaultInterval: defaultInterval, spec: table))
+                } catch let error as RuleDeclarationError {
+                    throw LuaHostError(error.description)
+                }
+                return []
+            })]
+        })
+    }
+
+    func groupFunction() -> LuaValue {
+        .hostFunction(LuaHostFunction("group") { [unowned self] args in
+            let spec = try args.table(0)
+            for (key, value) in spec.tableValue ?? [:] {
+                switch key.stringValue {
+                case "name":
+                    guard let name = value.stringValue, !name.isEmpty else { throw args.badArgument(0, "name must be a string") }
+                    group = name
+                case "every":
+                    guard let text = value.stringValue ?? value.doubleValue.map({ "\($0)" }),
+                          let ms = DurationParser.milliseconds(text), ms > 0 else {
+                        throw args.badArgument(0, "every must be a duration such as \"30s\"")
+                    }
+                    defaultInterval = ms
+                default:
+                    throw args.badArgument(0, "unknown field '\(LuaFormat.describe(key))' in vigil.group (known: every, name)")
+                }
+            }
+            return []
+        })
+    }
+}
+
+/// One rule file loaded into a sandboxed state of its own.
+final class RuleFile {
+    let path: String
+    /// The file's bytes when it was loaded: a reload happens when they change.
+    let content: Data
+    let state: LuaState
+    let query: QueryFunctions
+    /// The evaluation time queries see; set before each evaluation (virtual in tests).
+    let clock: ManualWallClock
+    let rules: [AlertRuleDefinition]
+
+    /// Compiles and runs `path` in a fresh state. Errors (syntax, runtime, declarations) name the file and line.
+    init(path: String, content: Data, store: MetricStore, limits: LuaLimits, rulesDirectory: String,
+         defaultInterval: Int64, logger: Logger) throws {
+        self.path = path
+        self.content = content
+        clock = ManualWallClock(0)
+        state = try LuaState(name: path, limits: limits, rulesDirectory: rulesDirectory, logger: logger)
+        let declarations = RuleDeclarations(file: path, defaultInterval: defaultInterval)
+        let (module, query) = VigilLuaModule.make(store: store, clock: clock, declarations: declarations)
+        self.query = query
+        state.registerModule("vigil", module)
+        try state.run(String(decoding: content, as: UTF8.self), chunkName: path)
+        rules = declarations.alerts
+        // Calls a rule's query function with `vigil.query`, without building that table per call.
+        let wrapper = try state.run("local q = require('vigil').query; return function(f) return f(q) end",
+                                    chunkName: "=(vigil query call)")
+        guard case .function(let reference) = wrapper.first else {
+            throw RuleLoadError(description: "\(path): internal error: no query wrapper")
+        }
+        queryCaller = reference
+    }
+
+    private var queryCaller: LuaReference?
+
+    /// Runs a rule's `query = function(q) … end`.
+    func call(query function: LuaReference) throws -> [LuaValue] {
+        try state.call(queryCaller!, [.function(function)])
+    }
+}

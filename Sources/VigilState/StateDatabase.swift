@@ -1,0 +1,231 @@
+import Foundation
+import GRDB
+import VigilCore
+
+/// The daemon's SQLite database (`<data_dir>/vigil.sqlite`, WAL mode so the CLI may read and write
+/// while the daemon runs). Migrations are applied on open; every table is created by them.
+public final class StateDatabase: Sendable {
+    public let path: String
+    let pool: DatabasePool
+
+    /// Opens (creating the folder and file when missing) and migrates the database at `path`.
+    public init(path: String) throws {
+        self.path = path
+        let folder = (path as NSString).deletingLastPathComponent
+        if !folder.isEmpty {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        }
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw VigilError(.io, "cannot open the state database: \(error)", location: path)
+        }
+    }
+
+    /// The database in `dataDirectory`.
+    public convenience init(dataDirectory: String) throws {
+        try self.init(path: (dataDirectory as NSString).appendingPathComponent("vigil.sqlite"))
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("alerts-v1") { db in
+            try db.create(table: "silence") { t in
+                t.primaryKey("id", .text)
+                t.column("matchers", .text).notNull()
+                t.column("startsAt", .integer).notNull()
+                t.column("endsAt", .integer).notNull()
+                t.column("createdBy", .text).notNull()
+                t.column("comment", .text).notNull()
+                t.column("createdAt", .integer).notNull()
+            }
+            try db.create(table: "alertState") { t in
+                t.column("rule", .text).notNull()
+                t.column("fingerprint", .text).notNull()
+                t.column("labels", .text).notNull()
+                t.column("state", .text).notNull()
+                t.column("level", .integer).notNull()
+                t.column("value", .double).notNull()
+                t.column("activeAt", .integer).notNull()
+                t.column("firedAt", .integer)
+                t.column("keepSince", .integer)
+                t.column("lastSentAt", .integer)
+                t.column("flapping", .boolean).notNull()
+                t.column("history", .text).notNull()
+                t.column("savedAt", .integer).notNull()
+                t.primaryKey(["rule", "fingerprint"])
+            }
+            try db.create(table: "alertHistory") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("time", .integer).notNull().indexed()
+                t.column("rule", .text).notNull()
+                t.column("fingerprint", .text).notNull()
+                t.column("labels", .text).notNull()
+                t.column("fromState", .text).notNull()
+                t.column("toState", .text).notNull()
+                t.column("value", .double).notNull()
+            }
+        }
+        return migrator
+    }
+
+    // MARK: Silences
+
+    public func saveSilence(_ silence: SilenceRecord) throws {
+        try pool.write { db in try silence.save(db) }
+    }
+
+    /// Every silence, newest first; expired ones too unless `activeAt` is given.
+    public func silences(activeAt time: Timestamp? = nil) throws -> [SilenceRecord] {
+        try pool.read { db in
+            var request = SilenceRecord.order(Column("createdAt").desc)
+            if let time { request = request.filter(Column("startsAt") <= time && Column("endsAt") > time) }
+            return try request.fetchAll(db)
+        }
+    }
+
+    /// Expires a silence now (as Alertmanager does: it stays listed, ended). False when unknown.
+    @discardableResult
+    public func expireSilence(id: String, at time: Timestamp) throws -> Bool {
+        try pool.write { db in
+            guard var silence = try SilenceRecord.fetchOne(db, key: id) else { return false }
+            if silence.endsAt > time { silence.endsAt = max(time, silence.startsAt) }
+            try silence.update(db)
+            return true
+        }
+    }
+
+    /// The ids that begin with `prefix` (so users can type the first characters, as with git).
+    public func silenceIDs(prefix: String) throws -> [String] {
+        try pool.read { db in
+            try String.fetchAll(db, sql: "SELECT id FROM silence WHERE id LIKE ? ESCAPE '\\'",
+                                arguments: [prefix.replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_") + "%"])
+        }
+    }
+
+    // MARK: Alert states and history
+
+    /// Replaces the stored states of the instances in `changed` and deletes those in `removed`,
+    /// appending `history`, in one transaction.
+    public func saveAlerts(changed: [AlertStateRecord], removed: [(rule: String, fingerprint: String)],
+                           history: [AlertHistoryRecord]) throws {
+        guard !changed.isEmpty || !removed.isEmpty || !history.isEmpty else { return }
+        try pool.write { db in
+            for record in changed { try record.save(db) }
+            for key in removed {
+                try AlertStateRecord.deleteOne(db, key: ["rule": key.rule, "fingerprint": key.fingerprint])
+            }
+            for var entry in history { try entry.insert(db) }
+        }
+    }
+
+    public func alertStates() throws -> [AlertStateRecord] {
+        try pool.read { db in try AlertStateRecord.fetchAll(db) }
+    }
+
+    /// History, newest first.
+    public func alertHistory(limit: Int = 100, rule: String? = nil) throws -> [AlertHistoryRecord] {
+        try pool.read { db in
+            var request = AlertHistoryRecord.order(Column("id").desc).limit(limit)
+            if let rule { request = request.filter(Column("rule") == rule) }
+            return try request.fetchAll(db)
+        }
+    }
+
+    /// Deletes history older than `time`; returns how many rows went.
+    @discardableResult
+    public func pruneHistory(before time: Timestamp) throws -> Int {
+        try pool.write { db in try AlertHistoryRecord.filter(Column("time") < time).deleteAll(db) }
+    }
+}
+
+/// A silence: alerts whose labels match every matcher are muted between `startsAt` and `endsAt`.
+/// `matchers` is PromQL-style text, for example `alertname="GpuTooHot",gpu=~"0|1"`.
+public struct SilenceRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "silence"
+    public var id: String
+    public var matchers: String
+    public var startsAt: Timestamp
+    public var endsAt: Timestamp
+    public var createdBy: String
+    public var comment: String
+    public var createdAt: Timestamp
+
+    public init(id: String = UUID().uuidString.lowercased(), matchers: String, startsAt: Timestamp, endsAt: Timestamp,
+                createdBy: String, comment: String, createdAt: Timestamp) {
+        self.id = id
+        self.matchers = matchers
+        self.startsAt = startsAt
+        self.endsAt = endsAt
+        self.createdBy = createdBy
+        self.comment = comment
+        self.createdAt = createdAt
+    }
+}
+
+/// One alert instance's state, as the rule engine restores it after a restart.
+public struct AlertStateRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "alertState"
+    public var rule: String
+    public var fingerprint: String
+    /// The instance's labels as a JSON object.
+    public var labels: String
+    /// `pending` or `firing`.
+    public var state: String
+    public var level: Int
+    public var value: Double
+    public var activeAt: Timestamp
+    public var firedAt: Timestamp?
+    public var keepSince: Timestamp?
+    public var lastSentAt: Timestamp?
+    public var flapping: Bool
+    /// Recent levels for flapping detection, as a JSON array.
+    public var history: String
+    public var savedAt: Timestamp
+
+    public init(rule: String, fingerprint: String, labels: String, state: String, level: Int, value: Double,
+                activeAt: Timestamp, firedAt: Timestamp?, keepSince: Timestamp?, lastSentAt: Timestamp?,
+                flapping: Bool, history: String, savedAt: Timestamp) {
+        self.rule = rule
+        self.fingerprint = fingerprint
+        self.labels = labels
+        self.state = state
+        self.level = level
+        self.value = value
+        self.activeAt = activeAt
+        self.firedAt = firedAt
+        self.keepSince = keepSince
+        self.lastSentAt = lastSentAt
+        self.flapping = flapping
+        self.history = history
+        self.savedAt = savedAt
+    }
+}
+
+/// A state change of an alert instance.
+public struct AlertHistoryRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "alertHistory"
+    public var id: Int64?
+    public var time: Timestamp
+    public var rule: String
+    public var fingerprint: String
+    public var labels: String
+    public var fromState: String
+    public var toState: String
+    public var value: Double
+
+    public init(time: Timestamp, rule: String, fingerprint: String, labels: String, fromState: String, toState: String, value: Double) {
+        self.time = time
+        self.rule = rule
+        self.fingerprint = fingerprint
+        self.labels = labels
+        self.fromState = fromState
+        self.toState = toState
+        self.value = value
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
