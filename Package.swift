@@ -97,7 +97,7 @@ let package = Package(
         .target(
             name: "VigilRules",
             dependencies: [
-                "VigilCore", "VigilStore", "VigilLua", "VigilState", "CVigilSystem",
+                "VigilCore", "VigilStore", "VigilLua", "VigilState", "VigilCollectors",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
@@ -107,7 +107,7 @@ let package = Package(
         .target(
             name: "VigilServer",
             dependencies: [
-                "VigilCore", "VigilStore", "VigilCollectors",
+                "VigilCore", "VigilStore", "VigilCollectors", "VigilRules",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -116,7 +116,7 @@ let package = Package(
         .executableTarget(
             name: "vigil",
             dependencies: [
-                "VigilCore", "VigilStore", "VigilLua", "VigilCollectors", "VigilRules", "VigilServer",
+                "VigilCore", "VigilStore", "VigilLua", "VigilCollectors", "VigilRules", "VigilServer", "VigilState",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

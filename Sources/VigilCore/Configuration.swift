@@ -16,6 +16,8 @@ public struct VigilConfiguration: Sendable, Equatable {
     public var store = StoreConfiguration()
     public var lua = LuaLimitsConfiguration()
     public var collectors = CollectorsConfiguration()
+    public var rules = RulesConfiguration()
+    public var alerting = AlertingConfiguration()
 
     public init() {}
 }
@@ -103,5 +105,76 @@ public struct CollectorSettings: Sendable, Equatable {
         self.enabled = enabled
         self.intervalMilliseconds = intervalMilliseconds
         self.timeoutMilliseconds = timeoutMilliseconds
+    }
+}
+
+/// The rule engine (`rules:` in the configuration file).
+public struct RulesConfiguration: Sendable, Equatable {
+    /// Interval of a rule whose file and declaration name none. Default 15 s.
+    public var defaultIntervalMilliseconds: Int64 = 15_000
+    /// Consecutive failed evaluations before a rule is quarantined. Default 5.
+    public var quarantineAfter = 5
+    /// How long a resolved alert is kept and re-sent. Default 15 m.
+    public var resolvedRetentionMilliseconds: Int64 = 15 * 60_000
+
+    public init() {}
+}
+
+/// Where alerts go (`alerting:`): receivers with Alertmanager-style grouping, inhibition, and
+/// Alertmanagers to push to.
+public struct AlertingConfiguration: Sendable, Equatable {
+    /// Alertmanager base URLs; firing alerts are pushed to `/api/v2/alerts` and re-sent every `resend_delay`.
+    public var alertmanagers: [String] = []
+    /// Default 1 m (Prometheus' `--rules.alert.resend-delay`).
+    public var resendDelayMilliseconds: Int64 = 60_000
+    /// Labels that make a notification group. `["..."]` groups by every label. Default `[alertname]`.
+    public var groupBy: [String] = ["alertname"]
+    public var groupWaitMilliseconds: Int64 = 30_000
+    public var groupIntervalMilliseconds: Int64 = 5 * 60_000
+    public var repeatIntervalMilliseconds: Int64 = 4 * 3_600_000
+    /// Default: one receiver, the log.
+    public var receivers: [ReceiverConfiguration] = [ReceiverConfiguration(name: "log", kind: .log)]
+    public var inhibitRules: [InhibitRuleConfiguration] = []
+    /// Base of the links in notifications. Default `http://` + the listen address.
+    public var externalURL: String?
+
+    public init() {}
+}
+
+public struct ReceiverConfiguration: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        case log
+        /// POSTs Alertmanager's webhook payload (version 4).
+        case webhook(url: String)
+        /// Runs the command with the same payload on standard input.
+        case command([String])
+    }
+
+    public var name: String
+    public var kind: Kind
+    /// A selector such as `{severity="critical"}`: only matching alerts reach this receiver. Nil: all.
+    public var match: String?
+    /// Send a notification when the group's alerts resolve. Default true.
+    public var sendResolved = true
+    /// Per attempt. Default 10 s.
+    public var timeoutMilliseconds: Int64 = 10_000
+
+    public init(name: String, kind: Kind, match: String? = nil) {
+        self.name = name
+        self.kind = kind
+        self.match = match
+    }
+}
+
+/// Alertmanager's inhibit rule: while a `source` alert fires, `target` alerts with the same `equal` labels are muted.
+public struct InhibitRuleConfiguration: Sendable, Equatable {
+    public var source: String
+    public var target: String
+    public var equal: [String]
+
+    public init(source: String, target: String, equal: [String]) {
+        self.source = source
+        self.target = target
+        self.equal = equal
     }
 }

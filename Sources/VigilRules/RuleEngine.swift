@@ -24,6 +24,8 @@ public struct RuleEngineOptions: Sendable {
     public var intervalOverride: Int64?
     /// Write `vigil_rule_*`, `ALERTS` and `ALERTS_FOR_STATE` into the store.
     public var exportMetrics = true
+    /// Load exactly these files instead of the folder's `*.lua` (`vigil rules test`'s `rule_files`).
+    public var files: [String]?
 
     public init(rulesDirectory: String) {
         self.rulesDirectory = rulesDirectory
@@ -123,7 +125,7 @@ public final class RuleEngine {
     @discardableResult
     public func reload(at now: Timestamp) -> ReloadReport {
         var report = ReloadReport()
-        let paths = Self.ruleFiles(in: options.rulesDirectory)
+        let paths = options.files ?? Self.ruleFiles(in: options.rulesDirectory)
         for path in paths {
             guard let content = FileManager.default.contents(atPath: path) else { continue }
             if files[path]?.content == content { failedFiles[path] = nil; continue }

@@ -1,14 +1,16 @@
 import Hummingbird
 import Logging
 import NIOCore
+import Foundation
 import VigilCore
+import VigilRules
 import VigilStore
 
 /// The daemon's HTTP face: `/metrics` (Prometheus text 0.0.4) and `/healthz`. The JSON API and the
 /// dashboard join this router later.
 public enum VigilHTTPServer {
     /// The routes, on their own, for tests and for the application below.
-    public static func router(store: MetricStore, clock: any WallClock) -> Router<BasicRequestContext> {
+    public static func router(store: MetricStore, clock: any WallClock, rules: RuleService? = nil) -> Router<BasicRequestContext> {
         let router = Router()
         router.get("/metrics") { _, _ -> Response in
             let body = store.exposition(at: clock.now())
@@ -22,18 +24,45 @@ public enum VigilHTTPServer {
             Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
                      body: ResponseBody(byteBuffer: ByteBuffer(string: "ok\n")))
         }
+        if let rules {
+            // Read-only views for `vigil rules` and `vigil alerts`; the full API comes with the dashboard.
+            router.get("/api/v1/rules") { _, _ -> Response in
+                let snapshot = rules.snapshot
+                return json(RulesReply(rules: snapshot.rules, files: snapshot.files))
+            }
+            router.get("/api/v1/alerts") { _, _ -> Response in
+                json(AlertsReply(alerts: rules.snapshot.alerts))
+            }
+        }
         return router
     }
 
+    struct RulesReply: Encodable {
+        var rules: [RuleStatus]
+        var files: [RuleFileStatus]
+    }
+
+    struct AlertsReply: Encodable {
+        var alerts: [AlertView]
+    }
+
+    static func json(_ value: some Encodable) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        return Response(status: .ok, headers: [.contentType: "application/json"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
     /// A Hummingbird application (a `Service`) listening on `address`.
-    public static func application(store: MetricStore, clock: any WallClock, address: ListenAddress,
+    public static func application(store: MetricStore, clock: any WallClock, address: ListenAddress, rules: RuleService? = nil,
                                    logger: Logger) -> some ApplicationProtocol {
         if !address.isLoopback {
             logger.warning("listening beyond loopback: anyone who can reach this address can read the metrics",
                            metadata: ["http.address": "\(address)"])
         }
         return Application(
-            router: router(store: store, clock: clock),
+            router: router(store: store, clock: clock, rules: rules),
             configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port), serverName: "vigil"),
             logger: logger
         )

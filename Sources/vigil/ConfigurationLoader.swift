@@ -1,11 +1,92 @@
 import Foundation
 import VigilCollectors
 import VigilCore
+import VigilRules
 import Yams
 
 /// Reads `vigil.yml`. Every key is optional; an unknown key, a wrong type or a bad duration is an
 /// error that names the file, the line and the key.
 enum ConfigurationLoader {
+    /// `alerting:` — Alertmanagers, grouping, receivers and inhibit rules.
+    static func parseAlerting(_ node: Node, path: String, reader: YAMLReader, into alerting: inout AlertingConfiguration) throws {
+        try reader.mapping(node, path: path) { key, value, path in
+            switch key {
+            case "alertmanagers": alerting.alertmanagers = try reader.strings(value, path)
+            case "resend_delay": alerting.resendDelayMilliseconds = try reader.positiveDuration(value, path)
+            case "group_by": alerting.groupBy = try reader.strings(value, path)
+            case "group_wait": alerting.groupWaitMilliseconds = try reader.duration(value, path)
+            case "group_interval": alerting.groupIntervalMilliseconds = try reader.positiveDuration(value, path)
+            case "repeat_interval": alerting.repeatIntervalMilliseconds = try reader.positiveDuration(value, path)
+            case "external_url": alerting.externalURL = try reader.string(value, path)
+            case "receivers":
+                guard let items = value.sequence else { throw reader.error(value, "\(path) must be a list of receivers") }
+                alerting.receivers = try items.enumerated().map { index, item in
+                    try parseReceiver(item, path: "\(path)[\(index)]", reader: reader)
+                }
+                let names = alerting.receivers.map(\.name)
+                if let duplicate = names.first(where: { name in names.filter { $0 == name }.count > 1 }) {
+                    throw reader.error(value, "two receivers are named '\(duplicate)'")
+                }
+            case "inhibit_rules":
+                guard let items = value.sequence else { throw reader.error(value, "\(path) must be a list") }
+                alerting.inhibitRules = try items.map { item in
+                    var source: String?, target: String?, equal: [String] = []
+                    try reader.mapping(item, path: path) { key, value, path in
+                        switch key {
+                        case "source": source = try reader.string(value, path)
+                        case "target": target = try reader.string(value, path)
+                        case "equal": equal = try reader.strings(value, path)
+                        default: throw reader.unknown(key, value, path)
+                        }
+                    }
+                    guard let source, let target else { throw reader.error(item, "an inhibit rule needs source and target matchers") }
+                    let rule = InhibitRuleConfiguration(source: source, target: target, equal: equal)
+                    do { _ = try InhibitRule(rule) } catch { throw reader.error(item, "\(error)") }
+                    return rule
+                }
+            default: throw reader.unknown(key, value, path)
+            }
+        }
+    }
+
+    private static func parseReceiver(_ node: Node, path: String, reader: YAMLReader) throws -> ReceiverConfiguration {
+        var name: String?, kind: ReceiverConfiguration.Kind?, match: String?
+        var sendResolved = true
+        var timeout: Int64 = 10_000
+        try reader.mapping(node, path: path) { key, value, path in
+            switch key {
+            case "name": name = try reader.string(value, path)
+            case "log": if try reader.bool(value, path) { kind = .log }
+            case "webhook":
+                let url = try reader.string(value, path)
+                guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw reader.error(value, "\(path) must be an http:// or https:// URL") }
+                kind = .webhook(url: url)
+            case "command":
+                let argv = try reader.strings(value, path)
+                guard !argv.isEmpty else { throw reader.error(value, "\(path) needs a program") }
+                kind = .command(argv)
+            case "match":
+                let text = try reader.string(value, path)
+                do { _ = try Silences.parseMatchers(text) } catch { throw reader.error(value, "\(path): \(error)") }
+                match = text
+            case "send_resolved": sendResolved = try reader.bool(value, path)
+            case "timeout": timeout = try reader.positiveDuration(value, path)
+            default: throw reader.unknown(key, value, path)
+            }
+        }
+        guard let kind else { throw reader.error(node, "\(path) needs one of log: true, webhook: URL or command: [program, args…]") }
+        var receiver = ReceiverConfiguration(name: name ?? {
+            switch kind {
+            case .log: "log"
+            case .webhook: "webhook"
+            case .command: "command"
+            }
+        }(), kind: kind, match: match)
+        receiver.sendResolved = sendResolved
+        receiver.timeoutMilliseconds = timeout
+        return receiver
+    }
+
     static func load(path: String) throws -> VigilConfiguration {
         let text: String
         do {
@@ -79,6 +160,17 @@ enum ConfigurationLoader {
                         configuration.collectors.overrides[key] = settings
                     }
                 }
+            case "rules":
+                try reader.mapping(value, path: path) { key, value, path in
+                    switch key {
+                    case "interval": configuration.rules.defaultIntervalMilliseconds = try reader.positiveDuration(value, path)
+                    case "quarantine_after": configuration.rules.quarantineAfter = max(1, try reader.integer(value, path))
+                    case "resolved_retention": configuration.rules.resolvedRetentionMilliseconds = try reader.duration(value, path)
+                    default: throw reader.unknown(key, value, path)
+                    }
+                }
+            case "alerting":
+                try parseAlerting(value, path: path, reader: reader, into: &configuration.alerting)
             default:
                 throw reader.unknown(key, value, path)
             }

@@ -4,17 +4,20 @@ import ServiceLifecycle
 import UnixSignals
 import VigilCollectors
 import VigilCore
+import VigilRules
 import VigilServer
 import VigilStore
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the daemon: collectors, the metrics store and the HTTP server.",
+        abstract: "Run the daemon: collectors, the metrics store, alert rules and the HTTP server.",
         discussion: """
-            Serves /metrics (Prometheus text format 0.0.4) and /healthz on 127.0.0.1:9477 unless told
-            otherwise. Runs with no configuration file. Plugins added to, changed in or removed from the plugins
-            folder take effect without a restart. SIGTERM or SIGINT stops it cleanly.
+            Serves /metrics (Prometheus text format 0.0.4), /healthz, /api/v1/rules and /api/v1/alerts on
+            127.0.0.1:9477 unless told otherwise. Runs with no configuration file. Plugins and rule files added
+            to, changed in or removed from their folders take effect without a restart (SIGHUP reloads the rules
+            at once). Alert states, silences and history live in DATA_DIR/vigil.sqlite. SIGTERM or SIGINT stops
+            it cleanly.
             """
     )
 
@@ -36,17 +39,22 @@ struct ServeCommand: AsyncParsableCommand {
         let (configuration, logger, scheduler) = (daemon.configuration, daemon.logger, daemon.scheduler)
         // Plugins found now start with the built-ins; later changes follow within a second.
         daemon.plugins.scan()
+        let rules = try RuleService.make(configuration: configuration, store: daemon.store, clock: daemon.clock, logger: logger)
         let server = VigilHTTPServer.application(store: daemon.store, clock: daemon.clock, address: configuration.listen,
-                                                 logger: logger)
+                                                 rules: rules, logger: logger)
         logger.info("vigil starting", metadata: [
             "http.address": "\(configuration.listen)",
             "collectors": "\(scheduler.names.joined(separator: ","))",
+            "rules_dir": "\(configuration.rulesDirectory)",
+            "data_dir": "\(configuration.dataDirectory)",
             "version": "\(VigilCommand.version)",
         ])
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: [
                 .init(service: scheduler),
                 .init(service: daemon.plugins),
+                .init(service: rules),
+                .init(service: ReloadOnHangup(rules: rules, logger: logger)),
                 .init(service: server),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -54,5 +62,21 @@ struct ServeCommand: AsyncParsableCommand {
         ))
         try await group.run()
         logger.info("vigil stopped")
+    }
+}
+
+/// SIGHUP reloads the rules at once (the folder is also watched, so an edit is live within a second anyway).
+struct ReloadOnHangup: Service {
+    let rules: RuleService
+    let logger: Logger
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        await cancelWhenGracefulShutdown {
+            for await _ in signals {
+                logger.info("SIGHUP: reloading rules")
+                rules.reload()
+            }
+        }
     }
 }

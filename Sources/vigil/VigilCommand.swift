@@ -18,7 +18,8 @@ struct VigilCommand: AsyncParsableCommand {
             `vigil serve` (metrics on http://127.0.0.1:9477/metrics) or explore with `vigil eval`.
             """,
         version: version,
-        subcommands: [ServeCommand.self, CollectCommand.self, EvalCommand.self, GPUsCommand.self, PluginsCommand.self]
+        subcommands: [ServeCommand.self, CollectCommand.self, EvalCommand.self, GPUsCommand.self, PluginsCommand.self,
+                      RulesCommand.self, AlertsCommand.self, SilenceCommand.self]
     )
 }
 

@@ -1,0 +1,151 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+import VigilCore
+import VigilLua
+import VigilState
+import VigilStore
+
+/// The rule evaluator as a daemon service: evaluates due rules every 250 ms on a serial queue of its own,
+/// notices changed rule files within half a second (at once on `reload()`, which SIGHUP calls), feeds the
+/// notification router and the Alertmanager pusher, and re-reads silences from the database every second.
+public final class RuleService: Service, Sendable {
+    public struct Snapshot: Sendable, Codable {
+        public var rules: [RuleStatus] = []
+        public var files: [RuleFileStatus] = []
+        public var alerts: [AlertView] = []
+    }
+
+    private let engine: UncheckedBox<RuleEngine>
+    public let router: NotificationRouter
+    public let pusher: AlertmanagerPusher
+    private let database: StateDatabase?
+    private let clock: any WallClock
+    private let logger: Logger
+    private let queue = DispatchQueue(label: "vigil.rules")
+    private let snapshotState = Mutex(Snapshot())
+    private let reloadRequested = Atomic<Bool>(false)
+    private let tickInterval: Int64 = 250
+    private let reloadInterval: Int64 = 500
+
+    public init(engine: RuleEngine, router: NotificationRouter, pusher: AlertmanagerPusher, database: StateDatabase?,
+                clock: any WallClock, logger: Logger) {
+        self.engine = UncheckedBox(engine)
+        self.router = router
+        self.pusher = pusher
+        self.database = database
+        self.clock = clock
+        self.logger = logger
+        engine.onAlerts = { [router, pusher, clock] rule, alerts in
+            router.update(rule: rule, alerts: alerts, at: clock.now())
+            pusher.update(rule: rule, alerts: alerts)
+        }
+    }
+
+    /// The latest rules, files and alerts (with silences and inhibition applied), as of the last tick.
+    public var snapshot: Snapshot { snapshotState.withLock { $0 } }
+
+    /// Asks for a reload at the next tick (SIGHUP).
+    public func reload() { reloadRequested.store(true, ordering: .releasing) }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            var lastReload: Timestamp = .min
+            var lastSilences: Timestamp = .min
+            while !Task.isCancelled {
+                let now = self.clock.now()
+                let forced = self.reloadRequested.exchange(false, ordering: .acquiringAndReleasing)
+                let reload = forced || now - lastReload >= self.reloadInterval
+                if reload { lastReload = now }
+                let silences = now - lastSilences >= 1000
+                if silences { lastSilences = now }
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    self.queue.async {
+                        self.step(at: now, reload: reload, forced: forced, silences: silences)
+                        continuation.resume()
+                    }
+                }
+                try? await Task.sleep(for: .milliseconds(self.tickInterval))
+            }
+        }
+        queue.sync { engine.value.flush() }
+        logger.info("rule evaluator stopped")
+    }
+
+    /// One tick: reload when asked, evaluate, route, push, refresh the snapshot.
+    func step(at now: Timestamp, reload: Bool, forced: Bool, silences: Bool) {
+        let engine = engine.value
+        if silences, let database {
+            do {
+                router.setSilences(try database.silences(activeAt: now).compactMap { record in
+                    do { return try ActiveSilence(record) } catch {
+                        logger.warning("silence ignored", metadata: ["silence": "\(record.id)", "error": "\(error)"])
+                        return nil
+                    }
+                })
+            } catch {
+                logger.error("cannot read silences", metadata: ["error": "\(error)"])
+            }
+        }
+        if reload {
+            let report = engine.reload(at: now)
+            if forced { logger.info("rules reloaded on request", metadata: ["changed": "\(report.loaded.count + report.removed.count)", "failed": "\(report.failed.count)"]) }
+        }
+        engine.tick(at: now)
+        router.tick(at: now)
+        pusher.tick(at: now)
+        exportNotificationMetrics(at: now)
+        var snapshot = Snapshot(rules: engine.rules, files: engine.fileStatuses, alerts: engine.alerts)
+        for index in snapshot.alerts.indices {
+            let muting = router.muting(snapshot.alerts[index].labels, at: now)
+            snapshot.alerts[index].silencedBy = muting.silencedBy
+            snapshot.alerts[index].inhibited = muting.inhibited
+        }
+        snapshotState.withLock { $0 = snapshot }
+    }
+
+    private func exportNotificationMetrics(at now: Timestamp) {
+        let store = engine.value.store
+        for worker in router.receivers {
+            store.append(Labels(name: "vigil_notifications_total", ["receiver": worker.configuration.name]), now, Double(worker.sent))
+            store.append(Labels(name: "vigil_notifications_failed_total", ["receiver": worker.configuration.name]), now, Double(worker.failed))
+        }
+        if !pusher.urls.isEmpty {
+            store.append(Labels(name: "vigil_alertmanager_pushes_total"), now, Double(pusher.pushes))
+            store.append(Labels(name: "vigil_alertmanager_push_failures_total"), now, Double(pusher.failures))
+        }
+    }
+
+    /// Builds the whole alerting side from the configuration.
+    public static func make(configuration: VigilConfiguration, store: MetricStore, clock: any WallClock,
+                            logger: Logger) throws -> RuleService {
+        let database = try StateDatabase(dataDirectory: configuration.dataDirectory)
+        let externalURL = configuration.alerting.externalURL ?? "http://\(configuration.listen)"
+        var options = RuleEngineOptions(rulesDirectory: configuration.rulesDirectory)
+        options.defaultInterval = configuration.rules.defaultIntervalMilliseconds
+        options.quarantineAfter = configuration.rules.quarantineAfter
+        options.resolvedRetention = configuration.rules.resolvedRetentionMilliseconds
+        options.limits = LuaLimits(configuration.lua)
+        options.externalURL = externalURL
+        let engine = RuleEngine(store: store, options: options, database: database, logger: logger)
+        let receivers = configuration.alerting.receivers.map { ReceiverWorker($0, logger: logger) }
+        let router = try NotificationRouter(settings: .init(configuration.alerting, externalURL: externalURL),
+                                            receivers: receivers,
+                                            inhibitRules: configuration.alerting.inhibitRules.map(InhibitRule.init),
+                                            logger: logger)
+        let pusher = AlertmanagerPusher(urls: configuration.alerting.alertmanagers,
+                                        resendDelay: configuration.alerting.resendDelayMilliseconds, logger: logger)
+        store.describe("vigil_notifications_total", kind: .counter, help: "Notifications delivered, per receiver.")
+        store.describe("vigil_notifications_failed_total", kind: .counter, help: "Notifications given up after retries, per receiver.")
+        store.describe("vigil_alertmanager_pushes_total", kind: .counter, help: "Successful pushes to the Alertmanagers.")
+        store.describe("vigil_alertmanager_push_failures_total", kind: .counter, help: "Failed pushes to the Alertmanagers.")
+        return RuleService(engine: engine, router: router, pusher: pusher, database: database, clock: clock, logger: logger)
+    }
+}
+
+/// Holds a non-Sendable value that one serial queue owns.
+final class UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

@@ -1,0 +1,185 @@
+import ArgumentParser
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Logging
+import VigilCore
+import VigilLua
+import VigilRules
+import VigilState
+import VigilStore
+
+struct RulesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rules",
+        abstract: "Show the running daemon's rules and their health; check or test rule files.",
+        subcommands: [RulesListCommand.self, RulesCheckCommand.self, RulesTestCommand.self],
+        defaultSubcommand: RulesListCommand.self
+    )
+}
+
+/// Where the running daemon answers: `--url`, else the configuration's listen address.
+struct DaemonOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The daemon's base URL (default: http:// + the configured listen address).", valueName: "url"))
+    var url: String?
+
+    func baseURL(_ configuration: VigilConfiguration) -> String {
+        url ?? "http://\(configuration.listen.host == "0.0.0.0" ? "127.0.0.1" : configuration.listen.description)"
+    }
+
+    /// GETs `path` from the daemon and decodes the JSON reply.
+    func get<T: Decodable>(_ path: String, _ configuration: VigilConfiguration, as type: T.Type) async throws -> T {
+        let base = baseURL(configuration)
+        guard let url = URL(string: base + path) else { throw ValidationError("\(base) is not a URL") }
+        var request = URLRequest(url: url)
+        request.timeoutInterval = 5
+        let data: Data
+        let response: URLResponse
+        do {
+            (data, response) = try await URLSession.shared.data(for: request)
+        } catch {
+            throw VigilError(.unavailable, "cannot reach the daemon at \(base) (is `vigil serve` running? --url points elsewhere): \(error.localizedDescription)")
+        }
+        guard (response as? HTTPURLResponse)?.statusCode == 200 else {
+            throw VigilError(.unavailable, "\(url) answered \((response as? HTTPURLResponse)?.statusCode ?? 0)")
+        }
+        return try JSONDecoder().decode(T.self, from: data)
+    }
+}
+
+struct RulesReply: Decodable {
+    var rules: [RuleStatus]
+    var files: [RuleFileStatus]
+}
+
+struct RulesListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "The running daemon's rules: health, last evaluation, cost, and the last error.",
+        discussion: "Exits with 1 when a rule is failing or quarantined, or a rule file did not load."
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var daemon: DaemonOptions
+    @Flag(name: .long, help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let configuration = try global.loadConfiguration()
+        let reply = try await daemon.get("/api/v1/rules", configuration, as: RulesReply.self)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(reply.rules), as: UTF8.self))
+        } else {
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            var rows = [["Rule", "Health", "Firing", "Pending", "Every", "Last run", "Took", "Instr.", "Memory", "File"]]
+            for rule in reply.rules {
+                rows.append([
+                    rule.name, rule.health.rawValue, "\(rule.firing)", "\(rule.pending)",
+                    DurationParser.format(milliseconds: Int64(rule.intervalSeconds * 1000)),
+                    rule.lastEvaluation.map { DurationParser.format(milliseconds: max(0, now - $0)) + " ago" } ?? "never",
+                    String(format: "%.2f ms", rule.evaluationSeconds * 1000), "\(rule.instructions)",
+                    Format.bytes(Double(rule.memoryBytes)), (rule.file as NSString).lastPathComponent,
+                ])
+            }
+            print(TextTable.render(rows, rightAligned: [2, 3, 6, 7, 8]), terminator: "")
+            for rule in reply.rules where rule.lastError != nil && rule.health != .ok {
+                print("\n\(rule.name) (\(rule.health.rawValue)): \(rule.lastError!)")
+            }
+            for file in reply.files where file.error != nil {
+                print("\n\(file.path): \(file.loaded ? "the last good version runs; the new one" : "") failed to load:\n\(file.error!)")
+            }
+        }
+        if reply.rules.contains(where: { $0.health == .error || $0.health == .quarantined }) || reply.files.contains(where: { $0.error != nil }) {
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct RulesCheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Load rule files and report mistakes: syntax, unknown fields, bad durations, template errors.",
+        discussion: "Without paths, checks every *.lua in the rules folder. Exits with 1 when any file fails."
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: ArgumentHelp("Rule files or folders.", valueName: "path")) var paths: [String] = []
+
+    func run() throws {
+        let configuration = try global.loadConfiguration()
+        var logger = global.makeLogger()
+        logger.logLevel = .critical
+        var files: [String] = []
+        for path in paths.isEmpty ? [configuration.rulesDirectory] : paths {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+                print("\(path): no such file or folder")
+                throw ExitCode(1)
+            }
+            if isDirectory.boolValue {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+                files += names.filter { $0.hasSuffix(".lua") && !$0.hasSuffix(".meta.lua") }.sorted().map { (path as NSString).appendingPathComponent($0) }
+            } else {
+                files.append(path)
+            }
+        }
+        var failed = false
+        for file in files {
+            switch RuleEngine.check(path: file, rulesDirectory: paths.isEmpty ? configuration.rulesDirectory : nil,
+                                    limits: .init(configuration.lua), logger: logger) {
+            case .success(let rules):
+                print("\(file): ok, \(rules.count) rule\(rules.count == 1 ? "" : "s")\(rules.isEmpty ? "" : " (\(rules.joined(separator: ", ")))")")
+            case .failure(let error):
+                failed = true
+                print("\(file): FAILED\n\(error.description.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))")
+            }
+        }
+        if failed { throw ExitCode(1) }
+    }
+}
+
+struct RulesTestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "test",
+        abstract: "Run rule tests in promtool's format, on virtual time, without a daemon.",
+        discussion: """
+            Each file names rule_files (Lua) and tests with input_series ('0+10x100', '_', 'stale') and \
+            alert_rule_test entries (eval_time, alertname, exp_alerts; Vigil adds exp_pending). Exits with 1 \
+            when a test fails, printing what was expected (-) and what came (+).
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @Option(name: .customLong("run"), help: ArgumentHelp("Run only test groups whose name matches (repeatable).", valueName: "regex"))
+    var runFilters: [String] = []
+    @Option(name: .long, help: ArgumentHelp("Also write the results as JUnit XML.", valueName: "file"))
+    var junit: String?
+    @Argument(help: ArgumentHelp("Test files (YAML).", valueName: "file")) var files: [String]
+
+    func run() throws {
+        let logger = global.makeLogger()
+        let runner: RuleTestRunner
+        do {
+            runner = try RuleTestRunner(runFilters: runFilters, logger: logger)
+        } catch {
+            throw ValidationError("--run: \(error)")
+        }
+        var results: [RuleTestRunner.CaseResult] = []
+        for file in files {
+            let fileResults = runner.run(path: file)
+            results += fileResults
+            let failed = fileResults.filter { !$0.passed }
+            print("\(file): \(failed.isEmpty ? "SUCCESS" : "FAILED") (\(fileResults.count - failed.count)/\(fileResults.count) passed)")
+            for result in failed {
+                print("  \(result.name):")
+                for failure in result.failures { print(failure.split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }.joined(separator: "\n")) }
+            }
+        }
+        if let junit {
+            try RuleTestRunner.junit(results).write(toFile: junit, atomically: true, encoding: .utf8)
+        }
+        if results.contains(where: { !$0.passed }) { throw ExitCode(1) }
+    }
+}
