@@ -164,7 +164,7 @@ let package = Package(
         .testTarget(
             name: "VigilServerTests",
             dependencies: [
-                "VigilServer", "VigilStore", "VigilCollectors", "VigilCore",
+                "VigilServer", "VigilStore", "VigilCollectors", "VigilCore", "VigilRules", "VigilState",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
