@@ -116,6 +116,8 @@ public struct RulesConfiguration: Sendable, Equatable {
     public var quarantineAfter = 5
     /// How long a resolved alert is kept and re-sent. Default 15 m.
     public var resolvedRetentionMilliseconds: Int64 = 15 * 60_000
+    /// How often the rules folder is checked for changed files. Default 500 ms (SIGHUP reloads at once).
+    public var watchIntervalMilliseconds: Int64 = 500
 
     public init() {}
 }

@@ -215,9 +215,7 @@ public final class RuleEngine {
                 runtimes[definition.name] = runtime
             }
         }
-        order = order.filter { runtimes[$0] != nil && !names.contains($0) } + file.rules.map(\.name)
-        order = order.sorted { (runtimes[$0]?.file?.path ?? "", 0) < (runtimes[$1]?.file?.path ?? "", 1) }
-        order = Self.stableOrder(order, runtimes)
+        order = Self.stableOrder(order.filter { runtimes[$0] != nil && !names.contains($0) } + file.rules.map(\.name), runtimes)
     }
 
     /// Rules sorted by file path, keeping declaration order within a file.

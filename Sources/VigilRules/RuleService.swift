@@ -27,10 +27,11 @@ public final class RuleService: Service, Sendable {
     private let snapshotState = Mutex(Snapshot())
     private let reloadRequested = Atomic<Bool>(false)
     private let tickInterval: Int64 = 250
-    private let reloadInterval: Int64 = 500
+    private let reloadInterval: Int64
 
     public init(engine: RuleEngine, router: NotificationRouter, pusher: AlertmanagerPusher, database: StateDatabase?,
-                clock: any WallClock, logger: Logger) {
+                clock: any WallClock, watchInterval: Int64 = 500, logger: Logger) {
+        reloadInterval = watchInterval
         self.engine = UncheckedBox(engine)
         self.router = router
         self.pusher = pusher
@@ -51,14 +52,14 @@ public final class RuleService: Service, Sendable {
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
-            var lastReload: Timestamp = .min
-            var lastSilences: Timestamp = .min
+            var lastReload: Timestamp?
+            var lastSilences: Timestamp?
             while !Task.isCancelled {
                 let now = self.clock.now()
                 let forced = self.reloadRequested.exchange(false, ordering: .acquiringAndReleasing)
-                let reload = forced || now - lastReload >= self.reloadInterval
+                let reload = forced || lastReload.map { now - $0 >= self.reloadInterval } ?? true
                 if reload { lastReload = now }
-                let silences = now - lastSilences >= 1000
+                let silences = lastSilences.map { now - $0 >= 1000 } ?? true
                 if silences { lastSilences = now }
                 await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                     self.queue.async {
@@ -140,7 +141,8 @@ public final class RuleService: Service, Sendable {
         store.describe("vigil_notifications_failed_total", kind: .counter, help: "Notifications given up after retries, per receiver.")
         store.describe("vigil_alertmanager_pushes_total", kind: .counter, help: "Successful pushes to the Alertmanagers.")
         store.describe("vigil_alertmanager_push_failures_total", kind: .counter, help: "Failed pushes to the Alertmanagers.")
-        return RuleService(engine: engine, router: router, pusher: pusher, database: database, clock: clock, logger: logger)
+        return RuleService(engine: engine, router: router, pusher: pusher, database: database, clock: clock,
+                           watchInterval: configuration.rules.watchIntervalMilliseconds, logger: logger)
     }
 }
 

@@ -57,7 +57,7 @@ struct AlertsCommand: AsyncParsableCommand {
             var labels = alert.labels
             labels["alertname"] = nil
             labels["severity"] = nil
-            rows.append([alert.rule, state, alert.labels["severity"] ?? "", DurationParser.format(milliseconds: max(0, now - since)),
+            rows.append([alert.rule, state, alert.labels["severity"] ?? "", DurationParser.format(milliseconds: max(0, now - since) / 1000 * 1000),
                          Format.number(alert.value), Labels(dictionary: labels).description, alert.annotations["summary"] ?? ""])
         }
         print(TextTable.render(rows, rightAligned: [4]), terminator: "")
@@ -99,10 +99,17 @@ struct SilenceCommand: ParsableCommand {
             guard let delay = DurationParser.milliseconds(startsIn) else { throw ValidationError("--starts-in must be a duration") }
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             let silence = SilenceRecord(matchers: text, startsAt: now + delay, endsAt: now + delay + length,
-                                        createdBy: author ?? ProcessInfo.processInfo.environment["USER"] ?? "unknown",
+                                        createdBy: author ?? Self.userName(),
                                         comment: comment, createdAt: now)
             try StateDatabase(dataDirectory: configuration.dataDirectory).saveSilence(silence)
             print(silence.id)
+        }
+
+        /// $USER, else the account name of the real user id.
+        static func userName() -> String {
+            if let user = ProcessInfo.processInfo.environment["USER"], !user.isEmpty { return user }
+            guard let entry = getpwuid(getuid()), let name = entry.pointee.pw_name else { return "uid \(getuid())" }
+            return String(cString: name)
         }
     }
 

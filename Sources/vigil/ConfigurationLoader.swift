@@ -166,6 +166,7 @@ enum ConfigurationLoader {
                     case "interval": configuration.rules.defaultIntervalMilliseconds = try reader.positiveDuration(value, path)
                     case "quarantine_after": configuration.rules.quarantineAfter = max(1, try reader.integer(value, path))
                     case "resolved_retention": configuration.rules.resolvedRetentionMilliseconds = try reader.duration(value, path)
+                    case "watch_interval": configuration.rules.watchIntervalMilliseconds = try reader.positiveDuration(value, path)
                     default: throw reader.unknown(key, value, path)
                     }
                 }

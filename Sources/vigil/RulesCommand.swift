@@ -78,7 +78,7 @@ struct RulesListCommand: AsyncParsableCommand {
                 rows.append([
                     rule.name, rule.health.rawValue, "\(rule.firing)", "\(rule.pending)",
                     DurationParser.format(milliseconds: Int64(rule.intervalSeconds * 1000)),
-                    rule.lastEvaluation.map { DurationParser.format(milliseconds: max(0, now - $0)) + " ago" } ?? "never",
+                    rule.lastEvaluation.map { DurationParser.format(milliseconds: max(0, now - $0) / 1000 * 1000) + " ago" } ?? "never",
                     String(format: "%.2f ms", rule.evaluationSeconds * 1000), "\(rule.instructions)",
                     Format.bytes(Double(rule.memoryBytes)), (rule.file as NSString).lastPathComponent,
                 ])

@@ -82,6 +82,18 @@ private func runBlocking(_ arguments: [String], environment extra: [String: Stri
                     stderr: String(decoding: stderr, as: UTF8.self))
 }
 
+/// The helpers, for the other end-to-end suites.
+enum E2E {
+    static func vigil() throws -> URL { try vigilExecutable() }
+    static func freePort() -> Int { vigilTests.freePort() }
+    static func environment(_ extra: [String: String]) -> [String: String] { vigilTests.environment(extra) }
+    static func get(_ url: String) async -> (Int, String, String)? { await vigilTests.get(url) }
+    static func run(_ arguments: [String], environment: [String: String] = [:], directory: URL? = nil) async throws -> (status: Int32, stdout: String, stderr: String) {
+        let finished = try await vigilTests.run(arguments, environment: environment, directory: directory)
+        return (finished.status, finished.stdout, finished.stderr)
+    }
+}
+
 private func get(_ url: String) async -> (Int, String, String)? {
     guard let (data, response) = try? await URLSession.shared.data(from: URL(string: url)!),
           let http = response as? HTTPURLResponse else { return nil }
