@@ -1,6 +1,7 @@
 // Performance figures for BENCHMARKS.md. Run in release mode:
 //
 //   swift run -c release vigil-benchmarks            # store and Lua figures
+//   swift run -c release vigil-benchmarks rules      # 1,000 alert rules every second
 //   swift run -c release vigil-benchmarks serve      # the daemon's CPU and memory, beside node_exporter
 //   swift run -c release vigil-benchmarks serve 60 PATH   # the same for another vigil binary
 //   swift build -c release --product VigilFakeNVML && swift run -c release vigil-benchmarks nvml
@@ -19,6 +20,8 @@ case "windows":
     StoreBenchmarks.windows()
 case "lua":
     LuaBenchmarks.run()
+case "rules":
+    RuleBenchmark.run()
 case "nvml":
     NVMLBenchmark.run()
 case "serve":
@@ -27,7 +30,8 @@ case "serve":
 case "all":
     StoreBenchmarks.run()
     LuaBenchmarks.run()
+    RuleBenchmark.run()
 default:
-    print("usage: vigil-benchmarks [store|windows|lua|nvml|serve [SECONDS [VIGIL-BINARY]]|all]")
+    print("usage: vigil-benchmarks [store|windows|lua|rules|nvml|serve [SECONDS [VIGIL-BINARY]]|all]")
     exit(2)
 }

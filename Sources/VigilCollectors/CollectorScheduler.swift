@@ -91,6 +91,18 @@ public final class CollectorScheduler: Service, Sendable {
         }
     }
 
+    /// Returns once every collector registered now has run at least once (or after `timeout`), so
+    /// whoever reads the store at start (the rule evaluator) does not mistake an empty store for no data.
+    public func firstRound(timeout: Duration = .seconds(10)) async {
+        let names = registry.names
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline && !Task.isCancelled {
+            let runs = counts().runs
+            if names.allSatisfy({ (runs[$0] ?? 0) > 0 }) { return }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
     /// Runs made and errors counted so far, by collector.
     public func counts() -> (runs: [String: Int], errors: [String: Int]) {
         state.withLock { ($0.runs, $0.errors) }

@@ -117,6 +117,18 @@ public final class LuaState {
         return try protectedCall(arguments: Int32(arguments.count), handler: base + 1)
     }
 
+    /// Keeps `value` (converted to Lua) in the registry and returns a reference to it. Passing the
+    /// reference back as `.function(reference)` hands Lua that same object, whatever its type: a table
+    /// made once can be reused across calls. Release it with `release(_:)`.
+    public func reference(to value: LuaValue) -> LuaReference {
+        let base = lua_gettop(L)
+        defer { lua_settop(L, base) }
+        return unfailing {
+            push(value)
+            return makeReference(at: -1)
+        }
+    }
+
     /// Calls the global function `name`.
     @discardableResult
     public func call(global name: String, _ arguments: [LuaValue] = []) throws -> [LuaValue] {

@@ -36,7 +36,8 @@ public enum LuaValue: Hashable, Sendable {
     case array([LuaValue])
     /// Any other table (an empty table is an empty `table`).
     case table([LuaValue: LuaValue])
-    /// A Lua function, held in the registry of its state.
+    /// A Lua function, held in the registry of its state. (A reference made by `LuaState.reference(to:)`
+    /// travels the same way and reaches Lua as the object it holds.)
     case function(LuaReference)
     /// A Swift function callable from Lua (Swift → Lua only).
     case hostFunction(LuaHostFunction)

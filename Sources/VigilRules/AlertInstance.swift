@@ -21,6 +21,8 @@ final class AlertInstance {
     var flapping = false
     /// Set when something a restart must keep changed since the last save.
     var dirty = true
+    /// Came back from the database and its series has not been seen since.
+    var restored = false
 
     init(identity: Labels) {
         self.identity = identity

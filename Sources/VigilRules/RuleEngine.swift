@@ -26,6 +26,10 @@ public struct RuleEngineOptions: Sendable {
     public var exportMetrics = true
     /// Load exactly these files instead of the folder's `*.lua` (`vigil rules test`'s `rule_files`).
     public var files: [String]?
+    /// After a restart the store is empty: an alert restored from the database is not resolved for lack
+    /// of data during this long after the first evaluation (Prometheus' for-grace-period plays this part).
+    /// Default 2 m; once its series is seen again it follows its rule as usual.
+    public var restoreGrace: Int64 = 120_000
 
     public init(rulesDirectory: String) {
         self.rulesDirectory = rulesDirectory
@@ -88,6 +92,7 @@ public final class RuleEngine {
     private let builtin: RuleRuntime
     private let writer = DispatchQueue(label: "vigil.alert-state-writer")
     private var exportedAlertSeries: Set<Labels> = []
+    private var firstTick: Timestamp?
     public static let ruleFailingAlert = "VigilRuleFailing"
 
     public init(store: MetricStore, options: RuleEngineOptions, database: StateDatabase? = nil, logger: Logger) {
@@ -273,6 +278,7 @@ public final class RuleEngine {
             instance.flapping = record.flapping
             instance.history = (try? JSONDecoder().decode([Int].self, from: Data(record.history.utf8))) ?? []
             instance.dirty = false
+            instance.restored = true
             runtime.instances[instance.identity] = instance
         }
         logger.info("alert state restored", metadata: ["rule": "\(runtime.definition.name)", "instances": "\(runtime.instances.count)"])
@@ -282,6 +288,7 @@ public final class RuleEngine {
 
     /// Evaluates every rule that is due at `now` (and Vigil's own rule-failing alert).
     public func tick(at now: Timestamp) {
+        if firstTick == nil { firstTick = now }
         var evaluated: [RuleRuntime] = []
         for name in order {
             guard let runtime = runtimes[name] else { continue }
@@ -400,20 +407,22 @@ public final class RuleEngine {
         var labels: Labels
         var value: Double
         var name: String?
-        var lua: LuaValue
+        /// The element as Lua sees it; nil for a selector query's series (see `series`).
+        var lua: LuaValue?
+        /// The store's series, for selector queries: conditions get its table, made once per series.
+        var series: SeriesRef?
     }
 
     /// The query's result as elements; a scalar is one element without labels, nil none.
     private func query(_ definition: AlertRuleDefinition, _ file: RuleFile, at ts: Timestamp) throws -> [Element] {
         switch definition.query {
         case .selector(let text):
-            let samples = store.instant(try file.query.series(text), at: ts)
-            return samples.map { sample in
-                let labels = sample.labels.removingName()
-                return Element(labels: labels, value: sample.value, name: sample.labels.name,
-                               lua: .table(["labels": QueryFunctions.labelsTable(labels), "value": .number(sample.value),
-                                            "name": sample.labels.name.map { .string($0) } ?? .nil]))
+            var out: [Element] = []
+            for ref in try file.query.series(text) {
+                guard let value = store.lastValue(ref, at: ts) else { continue }
+                out.append(Element(labels: ref.labels.removingName(), value: value, name: ref.labels.name, lua: nil, series: ref))
             }
+            return out
         case .function(let function):
             let result = try file.call(query: function)
             return try Self.elements(result.first ?? .nil, rule: definition.name)
@@ -425,7 +434,7 @@ public final class RuleEngine {
     private static func elements(_ result: LuaValue, rule: String) throws -> [Element] {
         func element(_ value: LuaValue) throws -> Element {
             if let number = value.doubleValue {
-                return Element(labels: Labels(), value: number, name: nil, lua: .table(["labels": .table([:]), "value": .number(number)]))
+                return Element(labels: Labels(), value: number, name: nil, lua: .table(["labels": .table([:]), "value": .number(number)]), series: nil)
             }
             guard let number = value["value"].doubleValue else {
                 throw RuleLoadError(description: "\(rule): query returned an element without a numeric value: \(LuaFormat.describe(value))")
@@ -437,7 +446,7 @@ public final class RuleEngine {
                     if name != Labels.metricName { pairs.append(Label(name, text)) }
                 }
             }
-            return Element(labels: Labels(pairs), value: number, name: value["name"].stringValue, lua: value)
+            return Element(labels: Labels(pairs), value: number, name: value["name"].stringValue, lua: value, series: nil)
         }
         switch result {
         case .nil: return []
@@ -457,7 +466,12 @@ public final class RuleEngine {
         if definition.firesOnPresence { return definition.levels[0].level }
         func holds(_ function: LuaReference?) throws -> Bool {
             guard let function else { return false }
-            let result = try file.state.call(function, [element.lua])
+            let result: [LuaValue]
+            if let series = element.series {
+                result = try file.call(condition: function, series: series, value: element.value)
+            } else {
+                result = try file.state.call(function, [element.lua ?? .nil])
+            }
             instructions += file.state.lastCallInstructions
             return result.first?.isTruthy ?? false
         }
@@ -474,6 +488,7 @@ public final class RuleEngine {
     }
 
     private func identity(_ definition: AlertRuleDefinition, _ labels: Labels, _ value: Double) -> Labels {
+        if definition.labels.isEmpty { return labels.setting("alertname", definition.name) }
         var result = labels.dictionary
         if !definition.labels.isEmpty {
             var context = result
@@ -501,6 +516,7 @@ public final class RuleEngine {
                 runtime.instances[identity] = created
                 return created
             }()
+            instance.restored = false
             let transition = instance.activate(level: found.level, severity: found.severity, value: found.value, at: ts,
                                                pending: definition.pending)
             var context = instance.labels
@@ -510,7 +526,10 @@ public final class RuleEngine {
             instance.annotations = annotations
             if let transition { record(instance, transition.from.rawValue, transition.to.rawValue) }
         }
+        let inGrace = firstTick.map { ts - $0 < options.restoreGrace } ?? true
         for (identity, instance) in runtime.instances where present[identity] == nil {
+            if instance.restored && inGrace { continue }
+            instance.restored = false
             if let transition = instance.deactivate(at: ts, keep: definition.keep) {
                 record(instance, transition.from.rawValue, transition.to == .inactive && transition.from == .firing ? "resolved" : transition.to.rawValue)
             }
@@ -646,28 +665,41 @@ public final class RuleEngine {
         store.describe("vigil_alert_flapping", kind: .gauge, help: "1 while the alert instance is flapping.")
     }
 
+    /// The series a rule's figures go to, made once per rule.
+    private func metricSeries(_ runtime: RuleRuntime) -> RuleRuntime.MetricSeries {
+        if let made = runtime.metricSeries { return made }
+        let name = runtime.definition.name
+        let file = runtime.file?.path ?? ""
+        func series(_ metric: String, _ extra: [String: String] = [:]) -> SeriesRef {
+            store.series(Labels(name: metric, extra.merging(["rule": name]) { a, _ in a }))
+        }
+        let made = RuleRuntime.MetricSeries(
+            health: [RuleHealth.ok, .error, .quarantined].map { (series("vigil_rule_health", ["file": file, "health": $0.rawValue]), $0) },
+            lastEvaluation: series("vigil_rule_last_evaluation_timestamp_seconds"),
+            duration: series("vigil_rule_evaluation_duration_seconds"),
+            evaluations: series("vigil_rule_evaluations_total"),
+            failures: series("vigil_rule_evaluation_failures_total"),
+            instructions: series("vigil_rule_instructions"),
+            memory: series("vigil_rule_memory_bytes"))
+        runtime.metricSeries = made
+        return made
+    }
+
     private func exportMetrics(_ evaluated: [RuleRuntime], at ts: Timestamp) {
         for runtime in evaluated {
-            let name = runtime.definition.name
-            let file = runtime.file?.path ?? ""
-            for health in [RuleHealth.ok, .error, .quarantined] {
-                store.append(Labels(name: "vigil_rule_health", ["rule": name, "file": file, "health": health.rawValue]), ts,
-                             runtime.health == health ? 1 : 0)
-            }
-            store.append(Labels(name: "vigil_rule_last_evaluation_timestamp_seconds", ["rule": name]), ts, Double(ts) / 1000)
-            store.append(Labels(name: "vigil_rule_evaluation_duration_seconds", ["rule": name]), ts, runtime.duration)
-            store.append(Labels(name: "vigil_rule_evaluations_total", ["rule": name]), ts, Double(runtime.evaluations))
-            store.append(Labels(name: "vigil_rule_evaluation_failures_total", ["rule": name]), ts, Double(runtime.failures))
-            store.append(Labels(name: "vigil_rule_instructions", ["rule": name]), ts, Double(runtime.instructions))
-            store.append(Labels(name: "vigil_rule_memory_bytes", ["rule": name]), ts, Double(runtime.file?.state.memoryUsed ?? 0))
+            let series = metricSeries(runtime)
+            for (ref, health) in series.health { store.append(ref, ts, runtime.health == health ? 1 : 0) }
+            store.append(series.lastEvaluation, ts, Double(ts) / 1000)
+            store.append(series.duration, ts, runtime.duration)
+            store.append(series.evaluations, ts, Double(runtime.evaluations))
+            store.append(series.failures, ts, Double(runtime.failures))
+            store.append(series.instructions, ts, Double(runtime.instructions))
+            store.append(series.memory, ts, Double(runtime.file?.state.memoryUsed ?? 0))
         }
         // Quarantined rules are not evaluated; their health still reads as quarantined.
         for name in order {
             guard let runtime = runtimes[name], runtime.health == .quarantined, !evaluated.contains(where: { $0 === runtime }) else { continue }
-            for health in [RuleHealth.ok, .error, .quarantined] {
-                store.append(Labels(name: "vigil_rule_health", ["rule": name, "file": runtime.file?.path ?? "", "health": health.rawValue]), ts,
-                             health == .quarantined ? 1 : 0)
-            }
+            for (ref, health) in metricSeries(runtime).health { store.append(ref, ts, health == .quarantined ? 1 : 0) }
         }
         var current: Set<Labels> = []
         for runtime in order.compactMap({ runtimes[$0] }) + [builtin] {
@@ -715,6 +747,12 @@ final class RuleRuntime {
     var quarantinedUntil: Timestamp?
     var evaluations = 0
     var failures = 0
+    /// Where its `vigil_rule_*` figures go.
+    struct MetricSeries {
+        var health: [(SeriesRef, RuleHealth)]
+        var lastEvaluation, duration, evaluations, failures, instructions, memory: SeriesRef
+    }
+    var metricSeries: MetricSeries?
 
     init(definition: AlertRuleDefinition, file: RuleFile?) {
         self.definition = definition

@@ -87,19 +87,45 @@ final class RuleFile {
         state.registerModule("vigil", module)
         try state.run(String(decoding: content, as: UTF8.self), chunkName: path)
         rules = declarations.alerts
-        // Calls a rule's query function with `vigil.query`, without building that table per call.
-        let wrapper = try state.run("local q = require('vigil').query; return function(f) return f(q) end",
-                                    chunkName: "=(vigil query call)")
-        guard case .function(let reference) = wrapper.first else {
-            throw RuleLoadError(description: "\(path): internal error: no query wrapper")
+        // Calls a rule's query function with `vigil.query`, without building that table per call; and
+        // calls a condition with a series table kept from one evaluation to the next, its value updated.
+        let wrappers = try state.run("""
+            local q = require('vigil').query
+            return function(f) return f(q) end, function(f, s, v) s.value = v; return f(s) end
+            """, chunkName: "=(vigil rule calls)")
+        guard wrappers.count == 2, case .function(let queryCaller) = wrappers[0], case .function(let valueCaller) = wrappers[1] else {
+            throw RuleLoadError(description: "\(path): internal error: no call wrappers")
         }
-        queryCaller = reference
+        self.queryCaller = queryCaller
+        self.valueCaller = valueCaller
     }
 
     private var queryCaller: LuaReference?
+    private var valueCaller: LuaReference?
+    /// The Lua table `{ name =, labels = {…}, value = }` of each series a selector query returned.
+    private var seriesTables: [SeriesRef: LuaReference] = [:]
 
     /// Runs a rule's `query = function(q) … end`.
     func call(query function: LuaReference) throws -> [LuaValue] {
         try state.call(queryCaller!, [.function(function)])
+    }
+
+    /// Runs a condition on one series of a selector query: its table is made once and reused.
+    func call(condition function: LuaReference, series ref: SeriesRef, value: Double) throws -> [LuaValue] {
+        let table: LuaReference
+        if let cached = seriesTables[ref] {
+            table = cached
+        } else {
+            if seriesTables.count >= 65_536 {
+                // Series come and go; start the cache again rather than let it grow without bound.
+                for old in seriesTables.values { state.release(old) }
+                seriesTables.removeAll()
+            }
+            var element: [LuaValue: LuaValue] = [.string("labels"): QueryFunctions.labelsTable(ref.labels)]
+            if let name = ref.labels.name { element[.string("name")] = .string(name) }
+            table = state.reference(to: .table(element))
+            seriesTables[ref] = table
+        }
+        return try state.call(valueCaller!, [.function(function), .function(table), .number(value)])
     }
 }

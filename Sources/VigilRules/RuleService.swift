@@ -28,10 +28,13 @@ public final class RuleService: Service, Sendable {
     private let reloadRequested = Atomic<Bool>(false)
     private let tickInterval: Int64 = 250
     private let reloadInterval: Int64
+    private let startAfter: (@Sendable () async -> Void)?
 
+    /// `startAfter` is awaited before the first evaluation (the daemon waits for the collectors' first round).
     public init(engine: RuleEngine, router: NotificationRouter, pusher: AlertmanagerPusher, database: StateDatabase?,
-                clock: any WallClock, watchInterval: Int64 = 500, logger: Logger) {
+                clock: any WallClock, watchInterval: Int64 = 500, startAfter: (@Sendable () async -> Void)? = nil, logger: Logger) {
         reloadInterval = watchInterval
+        self.startAfter = startAfter
         self.engine = UncheckedBox(engine)
         self.router = router
         self.pusher = pusher
@@ -51,6 +54,7 @@ public final class RuleService: Service, Sendable {
     public func reload() { reloadRequested.store(true, ordering: .releasing) }
 
     public func run() async throws {
+        await startAfter?()
         await cancelWhenGracefulShutdown {
             var lastReload: Timestamp?
             var lastSilences: Timestamp?
@@ -120,7 +124,7 @@ public final class RuleService: Service, Sendable {
 
     /// Builds the whole alerting side from the configuration.
     public static func make(configuration: VigilConfiguration, store: MetricStore, clock: any WallClock,
-                            logger: Logger) throws -> RuleService {
+                            startAfter: (@Sendable () async -> Void)? = nil, logger: Logger) throws -> RuleService {
         let database = try StateDatabase(dataDirectory: configuration.dataDirectory)
         let externalURL = configuration.alerting.externalURL ?? "http://\(configuration.listen)"
         var options = RuleEngineOptions(rulesDirectory: configuration.rulesDirectory)
@@ -142,7 +146,7 @@ public final class RuleService: Service, Sendable {
         store.describe("vigil_alertmanager_pushes_total", kind: .counter, help: "Successful pushes to the Alertmanagers.")
         store.describe("vigil_alertmanager_push_failures_total", kind: .counter, help: "Failed pushes to the Alertmanagers.")
         return RuleService(engine: engine, router: router, pusher: pusher, database: database, clock: clock,
-                           watchInterval: configuration.rules.watchIntervalMilliseconds, logger: logger)
+                           watchInterval: configuration.rules.watchIntervalMilliseconds, startAfter: startAfter, logger: logger)
     }
 }
 

@@ -39,7 +39,8 @@ struct ServeCommand: AsyncParsableCommand {
         let (configuration, logger, scheduler) = (daemon.configuration, daemon.logger, daemon.scheduler)
         // Plugins found now start with the built-ins; later changes follow within a second.
         daemon.plugins.scan()
-        let rules = try RuleService.make(configuration: configuration, store: daemon.store, clock: daemon.clock, logger: logger)
+        let rules = try RuleService.make(configuration: configuration, store: daemon.store, clock: daemon.clock,
+                                         startAfter: { await scheduler.firstRound() }, logger: logger)
         let server = VigilHTTPServer.application(store: daemon.store, clock: daemon.clock, address: configuration.listen,
                                                  rules: rules, logger: logger)
         logger.info("vigil starting", metadata: [
