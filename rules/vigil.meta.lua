@@ -35,6 +35,14 @@ function vigil.query.metric_names() end
 ---@return number?
 function vigil.query.scalar(vector) end
 
+---Series not seen for `after` (but within `forget`, default the store's retention), with all their labels,
+---their last value, and `last_seen` (seconds since the epoch).
+---@param selector string
+---@param after VigilRange
+---@param forget VigilRange?
+---@return VigilElement[]
+function vigil.query.vanished(selector, after, forget) end
+
 ---@param selector string
 ---@param range VigilRange
 ---@return VigilVector
@@ -101,5 +109,57 @@ function vigil.query.stdvar(vector, options) end
 function vigil.query.topk(k, vector, options) end
 ---@return VigilVector
 function vigil.query.bottomk(k, vector, options) end
+
+---@class vigil.format
+vigil.format = {}
+
+---`1536` → `"1.5 KiB"`.
+---@param value number
+---@return string
+function vigil.format.bytes(value) end
+---A ratio as a percentage: `0.953` → `"95.3%"`.
+---@param value number
+---@return string
+function vigil.format.percent(value) end
+---Seconds as `"1h30m"`.
+---@param value number
+---@return string
+function vigil.format.duration(value) end
+---SI prefixes: `1234567` → `"1.23M"`.
+---@param value number
+---@return string
+function vigil.format.si(value) end
+---As Prometheus prints numbers: `91`, `0.25`.
+---@param value number
+---@return string
+function vigil.format.number(value) end
+
+---@alias VigilLevel "info"|"warning"|"critical"
+---@alias VigilCondition fun(s: VigilElement): boolean
+
+---@class VigilAlertSpec
+---@field query string|fun(q: vigil.query): VigilVector|number|nil selector, or a function returning a vector, a number or nil
+---@field fire VigilCondition|table<VigilLevel, VigilCondition>? default: every element the query returns fires
+---@field clear VigilCondition|table<VigilLevel, VigilCondition>? hysteresis: firing until this holds
+---@field every VigilRange? evaluation interval (default: the group's, else 15s)
+---@field pending VigilRange? how long fire must hold before firing (Prometheus' `for`)
+---@field keep VigilRange? how long to keep firing after the condition stops (`keep_firing_for`)
+---@field severity string? default "warning"; with fire as a table, the level names it
+---@field labels table<string, string>? added to every instance (templates allowed)
+---@field summary string? template
+---@field description string? template
+---@field annotations table<string, string>? more templates
+---@field flapping boolean|{ low: number?, high: number?, history: integer? }?
+---@field no_data "keep"|"resolve"|"fire"? when the query returns nothing (default "resolve")
+---@field on_error "keep"|"resolve"|"fire"? when the evaluation fails (default "keep")
+
+---Declares an alert rule: `vigil.alert "Name" { … }`.
+---@param name string
+---@return fun(spec: VigilAlertSpec)
+function vigil.alert(name) end
+
+---Sets the group of the rules declared after it in this file: its name and interval.
+---@param spec { name: string?, every: VigilRange? }
+function vigil.group(spec) end
 
 return vigil

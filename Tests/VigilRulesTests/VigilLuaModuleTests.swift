@@ -88,6 +88,29 @@ struct VigilLuaModuleTests {
             return names
             """, chunkName: "list.lua")
         #expect(listed.first?.arrayValue?.compactMap(\.stringValue) == VigilLuaModule.functionNames.sorted())
+        // Every field of vigil.alert has a row in the field table.
+        for field in AlertRuleDefinition.fields {
+            #expect(readme.contains("| `\(field)`") || readme.contains(", `\(field)` |"), "vigil.alert field \(field) is not documented")
+            #expect(meta.contains("---@field \(field) "), "vigil.alert field \(field) is not in vigil.meta.lua")
+        }
+    }
+
+    @Test("every vigil.alert example in rules/README.md loads as a rule file")
+    func alertExamplesLoad() throws {
+        let readme = try String(contentsOf: repositoryRoot.appendingPathComponent("rules/README.md"), encoding: .utf8)
+        let blocks = readme.components(separatedBy: "```lua\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
+            .filter { $0.contains("vigil.alert") }
+        #expect(blocks.count >= 4)
+        let folder = NSTemporaryDirectory() + "vigil-readme-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        for (index, block) in blocks.enumerated() {
+            let path = folder + "/example\(index).lua"
+            try ("local vigil = require 'vigil'\n" + block).write(toFile: path, atomically: true, encoding: .utf8)
+            if case .failure(let error) = RuleEngine.check(path: path, logger: Logger(label: "test")) {
+                Issue.record("example failed to load: \(error)\n\(block)")
+            }
+        }
     }
 
     @Test("every example in rules/README.md runs against real collected metrics")
