@@ -18,12 +18,12 @@ final class RuleDeclarations {
     }
 
     func alertFunction() -> LuaValue {
-        .hostFunction(LuaHostFunction("alert") { [unowned self] args in
+        .hostFunction(LuaHostFunction("alert") { [self] args in
             let name = try args.string(0)
             guard Labels.isValidMetricName(name) else {
                 throw args.badArgument(0, "alert names are identifiers such as GpuTooHot, got \"\(name)\"")
             }
-            return [.hostFunction(LuaHostFunction("alert") { [unowned self] args in
+            return [.hostFunction(LuaHostFunction("alert") { [self] args in
                 let spec = try args.table(0)
                 guard let table = spec.tableValue else { throw args.badArgument(0, expected: "table") }
                 if alerts.contains(where: { $0.name == name }) {
@@ -41,7 +41,7 @@ final class RuleDeclarations {
     }
 
     func groupFunction() -> LuaValue {
-        .hostFunction(LuaHostFunction("group") { [unowned self] args in
+        .hostFunction(LuaHostFunction("group") { [self] args in
             let spec = try args.table(0)
             for (key, value) in spec.tableValue ?? [:] {
                 switch key.stringValue {
