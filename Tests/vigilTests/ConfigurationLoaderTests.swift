@@ -1,5 +1,6 @@
 import Testing
 import VigilCore
+import VigilRules
 @testable import vigil
 
 @Suite("configuration file")
@@ -43,6 +44,53 @@ struct ConfigurationLoaderTests {
         #expect(configuration.collectors.settings(for: "nvml").intervalMilliseconds == 5000)
     }
 
+    @Test("rules and alerting: receivers, grouping, inhibit rules")
+    func alerting() throws {
+        let configuration = try ConfigurationLoader.parse("""
+            rules:
+              interval: 30s
+              quarantine_after: 3
+              watch_interval: 2s
+            alerting:
+              alertmanagers: [http://127.0.0.1:9093]
+              resend_delay: 30s
+              group_by: [alertname, gpu]
+              group_wait: 5s
+              group_interval: 1m
+              repeat_interval: 2h
+              external_url: http://gpu-1:9477
+              receivers:
+                - name: ops
+                  webhook: http://127.0.0.1:8080/hook
+                  match: '{severity="critical"}'
+                  send_resolved: false
+                - command: [/usr/local/bin/page, --team, gpu]
+                  timeout: 3s
+                - log: true
+              inhibit_rules:
+                - source: 'alertname="GpuLost"'
+                  target: 'severity="warning"'
+                  equal: [gpu]
+            """, file: "vigil.yml")
+        #expect(configuration.rules.defaultIntervalMilliseconds == 30_000)
+        #expect(configuration.rules.quarantineAfter == 3)
+        #expect(configuration.rules.watchIntervalMilliseconds == 2000)
+        let alerting = configuration.alerting
+        #expect(alerting.alertmanagers == ["http://127.0.0.1:9093"])
+        #expect(alerting.resendDelayMilliseconds == 30_000)
+        #expect(alerting.groupBy == ["alertname", "gpu"])
+        #expect(alerting.groupWaitMilliseconds == 5000 && alerting.groupIntervalMilliseconds == 60_000)
+        #expect(alerting.repeatIntervalMilliseconds == 7_200_000)
+        #expect(alerting.externalURL == "http://gpu-1:9477")
+        #expect(alerting.receivers.map(\.name) == ["ops", "command", "log"])
+        #expect(alerting.receivers[0].kind == .webhook(url: "http://127.0.0.1:8080/hook"))
+        #expect(alerting.receivers[0].match == #"{severity="critical"}"#)
+        #expect(alerting.receivers[0].sendResolved == false)
+        #expect(alerting.receivers[1].kind == .command(["/usr/local/bin/page", "--team", "gpu"]))
+        #expect(alerting.receivers[1].timeoutMilliseconds == 3000)
+        #expect(alerting.inhibitRules == [InhibitRuleConfiguration(source: #"alertname="GpuLost""#, target: #"severity="warning""#, equal: ["gpu"])])
+    }
+
     @Test("an empty file means the embedded defaults")
     func empty() throws {
         #expect(try ConfigurationLoader.parse("", file: "vigil.yml") == VigilConfiguration())
@@ -60,6 +108,13 @@ struct ConfigurationLoaderTests {
         ("collectors:\n  procfss: { interval: 2s }\n", "vigil.yml:2:12: unknown collector 'procfss' in collectors"),
         ("a: [unclosed\n", "vigil.yml: not valid YAML"),
         ("collectors:\n  procfs: { library: x.so }\n", "vigil.yml:2:22: unknown key 'library' in collectors.procfs"),
+        ("alerting:\n  receivers:\n    - webhook: ftp://x\n", "vigil.yml:3:16: alerting.receivers[0].webhook must be an http:// or https:// URL"),
+        ("alerting:\n  receivers:\n    - name: x\n", "vigil.yml:3:7: alerting.receivers[0] needs one of log: true, webhook: URL or command"),
+        ("alerting:\n  receivers:\n    - log: true\n      mtach: x\n", "vigil.yml:4:14: unknown key 'mtach' in alerting.receivers[0]"),
+        ("alerting:\n  receivers:\n    - log: true\n      match: 'gpu=~\"(\"'\n", "vigil.yml:4:14: alerting.receivers[0].match:"),
+        ("alerting:\n  inhibit_rules:\n    - source: 'a=b'\n", "vigil.yml:3:7: an inhibit rule needs source and target"),
+        ("alerting:\n  group_wait: soon\n", "vigil.yml:2:15: alerting.group_wait must be a duration"),
+        ("rules:\n  quarantine_after: many\n", "vigil.yml:2:21: rules.quarantine_after must be a whole number"),
     ])
     func mistakes(text: String, message: String) {
         do {
