@@ -86,6 +86,9 @@ struct NotificationDeliveryTests {
             #expect(first["endsAt"] as? String == "0001-01-01T00:00:00Z")
             #expect(first["startsAt"] as? String == "1970-01-01T00:00:01.000Z")
             #expect((first["fingerprint"] as? String)?.count == 16)
+            // The receiver answered; the worker counts the delivery once the reply is in.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while worker.sent == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
             #expect(worker.sent == 1)
         }
     }
