@@ -98,10 +98,10 @@ final class AlertInstance {
         }
     }
 
+    /// Back to inactive; `firedAt` stays, as the resolved notification's `startsAt`.
     private func reset() {
         state = .inactive
         level = 0
-        firedAt = firedAt ?? nil
         keepSince = nil
         dirty = true
     }

@@ -27,6 +27,8 @@ public final class RuleService: Service, Sendable {
     private let snapshotState = Mutex(Snapshot())
     private let reloadRequested = Atomic<Bool>(false)
     private let tickInterval: Int64 = 250
+    /// Alert history older than this is deleted (checked hourly). 30 days.
+    private let historyRetention: Int64 = 30 * 86_400_000
     private let reloadInterval: Int64
     private let startAfter: (@Sendable () async -> Void)?
 
@@ -58,6 +60,7 @@ public final class RuleService: Service, Sendable {
         await cancelWhenGracefulShutdown {
             var lastReload: Timestamp?
             var lastSilences: Timestamp?
+            var lastPrune: Timestamp?
             while !Task.isCancelled {
                 let now = self.clock.now()
                 let forced = self.reloadRequested.exchange(false, ordering: .acquiringAndReleasing)
@@ -65,6 +68,10 @@ public final class RuleService: Service, Sendable {
                 if reload { lastReload = now }
                 let silences = lastSilences.map { now - $0 >= 1000 } ?? true
                 if silences { lastSilences = now }
+                if lastPrune.map({ now - $0 >= 3_600_000 }) ?? true {
+                    lastPrune = now
+                    self.pruneHistory(before: now - self.historyRetention)
+                }
                 await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                     self.queue.async {
                         self.step(at: now, reload: reload, forced: forced, silences: silences)
@@ -76,6 +83,19 @@ public final class RuleService: Service, Sendable {
         }
         queue.sync { engine.value.flush() }
         logger.info("rule evaluator stopped")
+    }
+
+    private func pruneHistory(before cutoff: Timestamp) {
+        guard let database else { return }
+        let logger = logger
+        DispatchQueue.global(qos: .utility).async {
+            do {
+                let removed = try database.pruneHistory(before: cutoff)
+                if removed > 0 { logger.info("old alert history deleted", metadata: ["rows": "\(removed)"]) }
+            } catch {
+                logger.error("cannot prune the alert history", metadata: ["error": "\(error)"])
+            }
+        }
     }
 
     /// One tick: reload when asked, evaluate, route, push, refresh the snapshot.

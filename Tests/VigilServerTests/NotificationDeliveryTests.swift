@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Hummingbird
 import HummingbirdTesting
 import Logging
@@ -90,6 +93,42 @@ struct NotificationDeliveryTests {
             let deadline = ContinuousClock.now + .seconds(10)
             while worker.sent == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
             #expect(worker.sent == 1)
+        }
+    }
+
+    @Test("a receiver that never answers delays neither the router nor the other receivers")
+    func hungReceiver() async throws {
+        // A socket that listens but never accepts: connections complete in the kernel, replies never come.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        listen(fd, 16)
+        let hungPort = Int(UInt16(bigEndian: address.sin_port))
+
+        let inbox = Inbox()
+        try await receiverApp(inbox).test(.live) { client in
+            let port = try #require(client.port)
+            var hung = ReceiverConfiguration(name: "hung", kind: .webhook(url: "http://127.0.0.1:\(hungPort)/hook"))
+            hung.timeoutMilliseconds = 60_000
+            let hungWorker = ReceiverWorker(hung, logger: Logger(label: "test"))
+            let goodWorker = ReceiverWorker(ReceiverConfiguration(name: "good", kind: .webhook(url: "http://127.0.0.1:\(port)/hook")),
+                                            logger: Logger(label: "test"))
+            var configuration = AlertingConfiguration()
+            configuration.groupWaitMilliseconds = 0
+            let router = try NotificationRouter(settings: .init(configuration, externalURL: "x"), receivers: [hungWorker, goodWorker],
+                                                inhibitRules: [], logger: Logger(label: "test"))
+            router.update(rule: "A", alerts: [alert("A", ["gpu": "0"])], at: 0)
+            let started = ContinuousClock.now
+            #expect(router.tick(at: 0).count == 2)
+            #expect(ContinuousClock.now - started < .seconds(1), "tick only hands notifications over")
+            let got = await inbox.waitFor(1)
+            #expect(got.count == 1, "the good receiver got its notification while the other hangs")
+            #expect(hungWorker.sent == 0)
         }
     }
 
