@@ -59,6 +59,14 @@ let package = Package(
         ),
         // Vigil's own declarations of the NVML structs it reads (nvml.h is not vendored), size-asserted.
         .target(name: "CVigilNVML"),
+        // The hot loops of `vigil bench`, optimised in every build (a debug build would measure the compiler).
+        .target(name: "CVigilBench", cSettings: [.unsafeFlags(["-O3"])]),
+        // `vigil bench`: host facts, the benchmarks, statistics, scores, history and comparisons.
+        .target(
+            name: "VigilBench",
+            dependencies: ["VigilCore", "VigilState", "CVigilBench", "CVigilSystem"],
+            swiftSettings: swiftSettings
+        ),
         // glibc's GNU extensions the plugin runner needs (pipe2, posix_spawn's chdir action).
         .target(name: "CVigilSystem"),
         // A fake NVML with the same C ABI, scripted by a JSON scenario; see the README's testing section.
@@ -116,7 +124,7 @@ let package = Package(
         .executableTarget(
             name: "vigil",
             dependencies: [
-                "VigilCore", "VigilStore", "VigilLua", "VigilCollectors", "VigilRules", "VigilServer", "VigilState",
+                "VigilCore", "VigilStore", "VigilLua", "VigilCollectors", "VigilRules", "VigilServer", "VigilState", "VigilBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -137,6 +145,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "VigilBenchTests", dependencies: ["VigilBench", "VigilState"], swiftSettings: swiftSettings),
         .testTarget(name: "VigilStoreTests", dependencies: ["VigilStore", "VigilCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "VigilRulesTests",

@@ -18,6 +18,16 @@ public struct VigilConfiguration: Sendable, Equatable {
     public var collectors = CollectorsConfiguration()
     public var rules = RulesConfiguration()
     public var alerting = AlertingConfiguration()
+    public var costs = CostsConfiguration()
+
+    public init() {}
+}
+
+/// Prices (`costs:`), for the cost per operation of benchmarks (and, later, of tasks).
+public struct CostsConfiguration: Sendable, Equatable {
+    public var currency = "USD"
+    /// One CPU core for an hour. Default 0.04, about a cloud vCPU-hour on demand.
+    public var cpuCoreHour = 0.04
 
     public init() {}
 }

@@ -10,7 +10,9 @@ import VigilStore
 /// dashboard join this router later.
 public enum VigilHTTPServer {
     /// The routes, on their own, for tests and for the application below.
-    public static func router(store: MetricStore, clock: any WallClock, rules: RuleService? = nil) -> Router<BasicRequestContext> {
+    /// `benchmarks` answers `/api/v1/benchmarks` (this host's `vigil bench export`) when given.
+    public static func router(store: MetricStore, clock: any WallClock, rules: RuleService? = nil,
+                              benchmarks: (@Sendable () throws -> Data)? = nil) -> Router<BasicRequestContext> {
         let router = Router()
         router.get("/metrics") { _, _ -> Response in
             let body = store.exposition(at: clock.now())
@@ -32,6 +34,17 @@ public enum VigilHTTPServer {
             }
             router.get("/api/v1/alerts") { _, _ -> Response in
                 json(AlertsReply(alerts: rules.snapshot.alerts))
+            }
+        }
+        if let benchmarks {
+            router.get("/api/v1/benchmarks") { _, _ -> Response in
+                do {
+                    return Response(status: .ok, headers: [.contentType: "application/json"],
+                                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: try benchmarks())))
+                } catch {
+                    return Response(status: .internalServerError, headers: [.contentType: "application/json"],
+                                    body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"error":"cannot read the benchmark runs"}"#)))
+                }
             }
         }
         return router
@@ -56,13 +69,13 @@ public enum VigilHTTPServer {
 
     /// A Hummingbird application (a `Service`) listening on `address`.
     public static func application(store: MetricStore, clock: any WallClock, address: ListenAddress, rules: RuleService? = nil,
-                                   logger: Logger) -> some ApplicationProtocol {
+                                   benchmarks: (@Sendable () throws -> Data)? = nil, logger: Logger) -> some ApplicationProtocol {
         if !address.isLoopback {
             logger.warning("listening beyond loopback: anyone who can reach this address can read the metrics",
                            metadata: ["http.address": "\(address)"])
         }
         return Application(
-            router: router(store: store, clock: clock, rules: rules),
+            router: router(store: store, clock: clock, rules: rules, benchmarks: benchmarks),
             configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port), serverName: "vigil"),
             logger: logger
         )

@@ -69,7 +69,32 @@ public final class StateDatabase: Sendable {
                 t.column("value", .double).notNull()
             }
         }
+        migrator.registerMigration("bench-v1") { db in
+            try db.create(table: "benchRun") { t in
+                t.primaryKey("id", .text)
+                t.column("time", .integer).notNull().indexed()
+                t.column("host", .text).notNull()
+                t.column("quick", .boolean).notNull()
+                t.column("run", .text).notNull()
+            }
+        }
         return migrator
+    }
+
+    // MARK: Benchmark runs
+
+    /// Saves one `vigil bench` run (its JSON, with the host's facts).
+    public func saveBenchRun(_ record: BenchRunRecord) throws {
+        try pool.write { db in try record.save(db) }
+    }
+
+    /// Runs, newest first; `host` limits them to one host's.
+    public func benchRuns(host: String? = nil, limit: Int = 100) throws -> [BenchRunRecord] {
+        try pool.read { db in
+            var request = BenchRunRecord.order(Column("time").desc).limit(limit)
+            if let host { request = request.filter(Column("host") == host) }
+            return try request.fetchAll(db)
+        }
     }
 
     // MARK: Silences
@@ -228,4 +253,22 @@ public struct AlertHistoryRecord: Codable, Sendable, Equatable, FetchableRecord,
     }
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+/// A benchmark run as stored: the searchable fields, and the whole run as JSON.
+public struct BenchRunRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "benchRun"
+    public var id: String
+    public var time: Timestamp
+    public var host: String
+    public var quick: Bool
+    public var run: String
+
+    public init(id: String, time: Timestamp, host: String, quick: Bool, run: String) {
+        self.id = id
+        self.time = time
+        self.host = host
+        self.quick = quick
+        self.run = run
+    }
 }

@@ -172,6 +172,17 @@ enum ConfigurationLoader {
                 }
             case "alerting":
                 try parseAlerting(value, path: path, reader: reader, into: &configuration.alerting)
+            case "costs":
+                try reader.mapping(value, path: path) { key, value, path in
+                    switch key {
+                    case "currency": configuration.costs.currency = try reader.string(value, path)
+                    case "cpu_core_hour":
+                        let text = try reader.string(value, path)
+                        guard let price = Double(text), price >= 0 else { throw reader.error(value, "\(path) must be a price ≥ 0, such as 0.04") }
+                        configuration.costs.cpuCoreHour = price
+                    default: throw reader.unknown(key, value, path)
+                    }
+                }
             default:
                 throw reader.unknown(key, value, path)
             }

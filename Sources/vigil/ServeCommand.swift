@@ -5,6 +5,9 @@ import UnixSignals
 import VigilCollectors
 import VigilCore
 import VigilRules
+import VigilBench
+import VigilState
+import Foundation
 import VigilServer
 import VigilStore
 
@@ -41,8 +44,14 @@ struct ServeCommand: AsyncParsableCommand {
         daemon.plugins.scan()
         let rules = try RuleService.make(configuration: configuration, store: daemon.store, clock: daemon.clock,
                                          startAfter: { await scheduler.firstRound() }, logger: logger)
+        let benchDatabase = try StateDatabase(dataDirectory: configuration.dataDirectory)
         let server = VigilHTTPServer.application(store: daemon.store, clock: daemon.clock, address: configuration.listen,
-                                                 rules: rules, logger: logger)
+                                                 rules: rules, benchmarks: {
+                                                     let history = BenchHistory(database: benchDatabase)
+                                                     let facts = HostFacts.detect()
+                                                     let export = BenchHistory.Export(facts: facts, runs: try history.runs(host: facts.hostname))
+                                                     return Data(try BenchHistory.encode(export).utf8)
+                                                 }, logger: logger)
         logger.info("vigil starting", metadata: [
             "http.address": "\(configuration.listen)",
             "collectors": "\(scheduler.names.joined(separator: ","))",
