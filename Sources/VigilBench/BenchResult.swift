@@ -56,26 +56,33 @@ public struct BenchRun: Codable, Sendable, Equatable {
     public var results: [BenchResult]
 }
 
-/// The reference machine's figures: a score of 1000 means "as fast as it". The reference is the project's
-/// build VM (2 cores of a virtualised x86-64 server, Debian 12, release build), measured with `vigil bench`.
+/// The reference figures: a score of 1000 means "as fast as the reference". CPU, memory, loopback and disk
+/// figures are the medians of three full `vigil bench` runs (release build, 2026-11-28) on the project's
+/// build VM: 2 vCPUs of an AMD EPYC at 2445 MHz, Debian 12 (BENCHMARKS.md has the runs). The peer figures
+/// are a 1 GbE link's; the GPU figures are NVIDIA's published numbers for the A100 40 GB PCIe (so a measured
+/// A100 scores somewhat under 1000).
 public enum BenchReference {
-    public static let machine = "the project's 2-core Debian 12 build VM (release build, full run)"
+    public static let machine = "the project's 2-vCPU EPYC build VM (full runs; GPU: an A100 40 GB PCIe's published figures)"
     public static let values: [String: Double] = [
-        "compute.fp_single": 9.0,          // GFLOP/s
-        "compute.fp_all": 16.0,            // GFLOP/s
-        "compute.hash_single": 9.0,        // GB/s
-        "compute.hash_all": 16.0,          // GB/s
-        "memory.copy": 10.0,               // GB/s
-        "memory.scale": 10.0,
-        "memory.add": 11.0,
-        "memory.triad": 11.0,
-        "memory.latency": 100.0,           // ns per dependent load
-        "network.loopback_throughput": 20.0,  // Gbit/s
-        "network.loopback_rtt": 30.0,      // µs
-        "network.peer_throughput": 1.0,    // Gbit/s: a 1 GbE link
-        "network.peer_rtt": 200.0,         // µs
-        "disk.seq_write": 500.0,           // MB/s
-        "disk.seq_read": 1000.0,           // MB/s
-        "disk.fsync": 2.0,                 // ms
+        "compute.fp_single": 6.3,              // GFLOP/s
+        "compute.fp_all": 9.9,                 // GFLOP/s
+        "compute.hash_single": 9.2,            // GB/s
+        "compute.hash_all": 20.4,              // GB/s
+        "memory.copy": 17.9,                   // GB/s
+        "memory.scale": 16.9,
+        "memory.add": 18.0,
+        "memory.triad": 17.8,
+        "memory.latency": 339,                 // ns per dependent load
+        "network.loopback_throughput": 23.1,   // Gbit/s
+        "network.loopback_rtt": 33.8,          // µs
+        "network.peer_throughput": 1.0,        // Gbit/s: 1 GbE
+        "network.peer_rtt": 200,               // µs: a LAN round trip
+        "disk.seq_write": 262,                 // MB/s
+        "disk.seq_read": 2490,                 // MB/s
+        "disk.fsync": 0.143,                   // ms
+        "gpu.memory_bandwidth": 1555,          // GB/s
+        "gpu.fp32_fma": 19_500,                // GFLOP/s
+        "gpu.host_to_device": 25,              // GB/s: PCIe 4.0 ×16
+        "gpu.device_to_host": 25,
     ]
 }
