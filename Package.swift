@@ -64,7 +64,7 @@ let package = Package(
         // `vigil bench`: host facts, the benchmarks, statistics, scores, history and comparisons.
         .target(
             name: "VigilBench",
-            dependencies: ["VigilCore", "VigilState", "CVigilBench", "CVigilSystem"],
+            dependencies: ["VigilCore", "VigilState", "VigilCollectors", "CVigilBench", "CVigilSystem"],
             swiftSettings: swiftSettings
         ),
         // glibc's GNU extensions the plugin runner needs (pipe2, posix_spawn's chdir action).
@@ -145,7 +145,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "VigilBenchTests", dependencies: ["VigilBench", "VigilState"], swiftSettings: swiftSettings),
+        .testTarget(name: "VigilBenchTests", dependencies: ["VigilBench", "VigilState", "VigilCollectors"], swiftSettings: swiftSettings),
         .testTarget(name: "VigilStoreTests", dependencies: ["VigilStore", "VigilCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "VigilRulesTests",

@@ -77,3 +77,21 @@ vigil.alert "HostPressureStall" {
   pending = "5m",
   summary = "all tasks stalled on {{resource}} {{value | percent}} of the time",
 }
+
+-- `vigil bench` found a figure worse than this host's earlier runs (the `bench` collector's metrics).
+vigil.alert "HostBenchmarkRegression" {
+  every = "5m",
+  query = function(q)
+    local change = {}
+    for _, s in ipairs(q.last("vigil_bench_change_ratio")) do change[s.labels.benchmark] = s.value end
+    local out = {}
+    for _, s in ipairs(q.last("vigil_bench_regression")) do
+      out[#out + 1] = { labels = { benchmark = s.labels.benchmark }, value = change[s.labels.benchmark] or 0,
+                        regression = s.value }
+    end
+    return out
+  end,
+  fire = function(s) return s.regression == 1 end,
+  summary = "benchmark {{benchmark}} changed {{value | percent}} against this host's earlier runs: a regression",
+  description = "`vigil bench history --name {{benchmark}}` shows the runs; compare with `vigil bench compare`.",
+}

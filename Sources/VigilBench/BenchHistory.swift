@@ -2,7 +2,7 @@ import Foundation
 import VigilState
 
 /// Benchmark runs kept in the state database, and the comparisons built on them.
-public struct BenchHistory {
+public struct BenchHistory: Sendable {
     public let database: StateDatabase
 
     public init(database: StateDatabase) {

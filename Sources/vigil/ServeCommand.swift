@@ -45,6 +45,8 @@ struct ServeCommand: AsyncParsableCommand {
         let rules = try RuleService.make(configuration: configuration, store: daemon.store, clock: daemon.clock,
                                          startAfter: { await scheduler.firstRound() }, logger: logger)
         let benchDatabase = try StateDatabase(dataDirectory: configuration.dataDirectory)
+        // The latest `vigil bench` results as metrics, for rules and for Prometheus.
+        scheduler.registry.add(ScheduledCollector(BenchCollector(database: benchDatabase), interval: 60_000, timeout: 10_000))
         let server = VigilHTTPServer.application(store: daemon.store, clock: daemon.clock, address: configuration.listen,
                                                  rules: rules, benchmarks: {
                                                      let history = BenchHistory(database: benchDatabase)

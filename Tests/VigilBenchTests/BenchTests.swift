@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VigilCollectors
 import VigilState
 @testable import VigilBench
 
@@ -120,5 +121,13 @@ struct BenchRunTests {
         let latest = try #require(try history.runs(host: "gpu-1").first)
         #expect(latest.id == "run5")
         #expect(try history.verdicts(for: latest)["memory.triad"]?.kind == .regression)
+
+        // The `bench` collector turns the latest run into metrics for rules.
+        let batch = try BenchCollector(database: history.database, host: "gpu-1").collect()
+        #expect(batch.value("vigil_bench_result", ["benchmark": "memory.triad", "unit": "GB/s"]) == 14.0)
+        #expect(batch.value("vigil_bench_regression", ["benchmark": "memory.triad"]) == 1)
+        #expect(abs((batch.value("vigil_bench_change_ratio", ["benchmark": "memory.triad"]) ?? 0) - (14.0 - 15.5) / 15.5) < 1e-12)
+        #expect(batch.value("vigil_bench_score", ["benchmark": "memory.triad"]) == 1400)
+        #expect(try BenchCollector(database: history.database, host: "another").collect().count == 0)
     }
 }
