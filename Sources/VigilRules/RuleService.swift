@@ -120,7 +120,8 @@ public final class RuleService: Service, Sendable {
         engine.tick(at: now)
         router.tick(at: now)
         pusher.tick(at: now)
-        exportNotificationMetrics(at: now)
+        // Once a second is enough for the delivery counters.
+        if silences { exportNotificationMetrics(at: now) }
         var snapshot = Snapshot(rules: engine.rules, files: engine.fileStatuses, alerts: engine.alerts)
         for index in snapshot.alerts.indices {
             let muting = router.muting(snapshot.alerts[index].labels, at: now)

@@ -5,12 +5,9 @@ import Testing
 struct BenchEndToEndTests {
     @Test("a quick network run is kept; history, export, compare with the export and the daemon's /api/v1/benchmarks")
     func benchCommands() async throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-e2e-bench-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: root) }
-        let config = root.appendingPathComponent("vigil.yml").path
-        try "data_dir: data\nrules_dir: rules\nplugins_dir: plugins\ncosts: { currency: EUR, cpu_core_hour: 0.05 }\n"
-            .write(toFile: config, atomically: true, encoding: .utf8)
+        let daemon = try TestDaemon(config: "costs: { currency: EUR, cpu_core_hour: 0.05 }", rules: [:])
+        let root = daemon.root
+        let config = daemon.configPath
 
         let json = try await E2E.run(["bench", "network", "gpu", "--quick", "--json", "--config", config], directory: root)
         #expect(json.status == 0, "\(json.stderr)")
@@ -41,25 +38,11 @@ struct BenchEndToEndTests {
         #expect(unknown.status != 0 && unknown.stderr.contains("unknown suite 'gpus'"))
 
         // The daemon serves the same export for `compare --with http://…`.
-        let port = E2E.freePort()
-        let daemon = Process()
-        daemon.currentDirectoryURL = root
-        daemon.executableURL = try E2E.vigil()
-        daemon.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--config", config]
-        daemon.environment = E2E.environment(["VIGIL_NVML_LIBRARY": "/nonexistent/libnvidia-ml.so.1"])
-        daemon.standardOutput = FileHandle.nullDevice
-        daemon.standardError = FileHandle.nullDevice
-        try daemon.run()
-        defer { if daemon.isRunning { daemon.terminate(); daemon.waitUntilExit() } }
-        var reply: (Int, String, String)?
-        for _ in 0..<100 {
-            reply = await E2E.get("http://127.0.0.1:\(port)/api/v1/benchmarks")
-            if reply != nil { break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        try await daemon.start()
+        let reply = await E2E.get(daemon.base + "/api/v1/benchmarks")
         #expect(reply?.0 == 200)
         #expect(reply?.2.contains("vigil-bench-export/1") == true)
-        let remote = try await E2E.run(["bench", "compare", "--quick", "--with", "http://127.0.0.1:\(port)", "--config", config], directory: root)
+        let remote = try await E2E.run(["bench", "compare", "--quick", "--with", daemon.base, "--config", config], directory: root)
         #expect(remote.status == 0 && remote.stdout.contains("1.00×"), "\(remote.stdout)\(remote.stderr)")
     }
 }

@@ -5,80 +5,6 @@ import Testing
 import FoundationNetworking
 #endif
 
-/// A daemon in a folder of its own (rules/, data/, vigil.yml), started and stopped by the test.
-private final class RulesDaemon {
-    let root: URL
-    let port = E2E.freePort()
-    var process: Process?
-
-    init(config: String, rules: [String: String]) throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-e2e-rules-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: root.appendingPathComponent("rules"), withIntermediateDirectories: true)
-        try (config + "\nrules_dir: rules\ndata_dir: data\nplugins_dir: plugins\n")
-            .write(to: root.appendingPathComponent("vigil.yml"), atomically: true, encoding: .utf8)
-        for (name, text) in rules { try write(name, text) }
-    }
-
-    deinit {
-        stop()
-        try? FileManager.default.removeItem(at: root)
-    }
-
-    var configPath: String { root.appendingPathComponent("vigil.yml").path }
-    var base: String { "http://127.0.0.1:\(port)" }
-
-    func write(_ name: String, _ text: String) throws {
-        try text.write(to: root.appendingPathComponent("rules/\(name)"), atomically: true, encoding: .utf8)
-    }
-
-    func start() async throws {
-        let process = Process()
-        process.currentDirectoryURL = root
-        process.executableURL = try E2E.vigil()
-        process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--config", configPath]
-        process.environment = E2E.environment(["VIGIL_NVML_LIBRARY": "/nonexistent/libnvidia-ml.so.1"])
-        process.standardError = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        self.process = process
-        var ready = false
-        for _ in 0..<150 where !ready {
-            ready = await E2E.get(base + "/healthz")?.0 == 200
-            if !ready { try await Task.sleep(for: .milliseconds(100)) }
-        }
-        #expect(ready)
-    }
-
-    func stop() {
-        guard let process, process.isRunning else { return }
-        process.terminate()
-        process.waitUntilExit()
-    }
-
-    /// Polls `path` until `condition` holds on its JSON (or 15 s pass); returns the last reply.
-    func poll(_ path: String, until condition: ([String: Any]) -> Bool) async throws -> [String: Any] {
-        var last: [String: Any] = [:]
-        let deadline = ContinuousClock.now + .seconds(15)
-        while ContinuousClock.now < deadline {
-            if let (status, _, body) = await E2E.get(base + path), status == 200,
-               let object = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] {
-                last = object
-                if condition(object) { return object }
-            }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        return last
-    }
-
-    func alert(_ reply: [String: Any], _ rule: String) -> [String: Any]? {
-        (reply["alerts"] as? [[String: Any]])?.first { $0["rule"] as? String == rule }
-    }
-
-    func summary(_ reply: [String: Any], _ rule: String) -> String? {
-        (alert(reply, rule)?["annotations"] as? [String: String])?["summary"]
-    }
-}
-
 private func rule(_ summary: String, pending: String = "0s") -> String {
     """
     local vigil = require "vigil"
@@ -91,7 +17,7 @@ private func rule(_ summary: String, pending: String = "0s") -> String {
 struct RulesEndToEndTests {
     @Test("an edited rule is live without a restart; a broken edit keeps the last good one; silences from the CLI apply")
     func hotReload() async throws {
-        let daemon = try RulesDaemon(config: "", rules: ["load.lua": rule("version one")])
+        let daemon = try TestDaemon(config: "", rules: ["load.lua": rule("version one")])
         try await daemon.start()
         var reply = try await daemon.poll("/api/v1/alerts") { daemon.summary($0, "E2eLoad") == "version one" }
         #expect(daemon.summary(reply, "E2eLoad") == "version one")
@@ -129,7 +55,7 @@ struct RulesEndToEndTests {
     @Test("SIGHUP reloads at once; a restart keeps pending timers and firing alerts")
     func hangupAndRestart() async throws {
         // The folder is only looked at every hour: what changes the rule is the signal.
-        let daemon = try RulesDaemon(config: "rules:\n  watch_interval: 1h\n",
+        let daemon = try TestDaemon(config: "rules:\n  watch_interval: 1h\n",
                                      rules: ["load.lua": rule("before", pending: "1h"), "fire.lua": """
                                         local vigil = require "vigil"
                                         vigil.alert "E2eFiring" { every = "1s", query = "node_load1" }
