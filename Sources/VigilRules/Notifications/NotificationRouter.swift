@@ -122,8 +122,7 @@ public final class NotificationRouter: Sendable {
                 let firing = active.filter { $0.status == .firing }
                 let firingKeys = Set(firing.map(\.fingerprint))
                 let resolved = active.filter { $0.status == .resolved && group.notifiedFiring.contains($0.fingerprint) }
-                let changed = firingKeys != group.notifiedFiring.intersection(firingKeys) || firingKeys.count != group.notifiedFiring.count
-                var send = !firing.isEmpty && changed
+                var send = !firing.isEmpty && firingKeys != group.notifiedFiring
                 if worker.configuration.sendResolved && !resolved.isEmpty { send = true }
                 if !firing.isEmpty, let last = group.lastNotified, now - last >= settings.repeatInterval { send = true }
                 if send {
