@@ -86,6 +86,10 @@ public final class RuleEngine {
 
     private var files: [String: RuleFile] = [:]
     private var failedFiles: [String: (content: Data, error: String)] = [:]
+    /// Each file's stat when last read: an unchanged file is not read again.
+    private var stamps: [String: FileStamp] = [:]
+    /// Files whose state a memory error left too full to trust: loaded afresh after this tick.
+    private var exhausted: Set<String> = []
     private var runtimes: [String: RuleRuntime] = [:]
     private var order: [String] = []
     private var restored: [String: [AlertStateRecord]] = [:]
@@ -127,11 +131,15 @@ public final class RuleEngine {
 
     /// Loads files that are new or changed and drops removed ones. A file that fails to load leaves its
     /// last good version running; rules that stay keep their alert instances and timers.
+    /// `force` reads every file even when its stat is unchanged (SIGHUP).
     @discardableResult
-    public func reload(at now: Timestamp) -> ReloadReport {
+    public func reload(at now: Timestamp, force: Bool = false) -> ReloadReport {
         var report = ReloadReport()
         let paths = options.files ?? Self.ruleFiles(in: options.rulesDirectory)
         for path in paths {
+            let stamp = FileStamp(path)
+            if !force, let stamp, stamps[path] == stamp, files[path] != nil || failedFiles[path] != nil { continue }
+            stamps[path] = stamp
             guard let content = FileManager.default.contents(atPath: path) else { continue }
             if files[path]?.content == content { failedFiles[path] = nil; continue }
             if failedFiles[path]?.content == content { continue }
@@ -156,7 +164,24 @@ public final class RuleEngine {
             logger.info("rule file removed", metadata: ["file": "\(path)"])
         }
         for path in failedFiles.keys where !paths.contains(path) { failedFiles[path] = nil }
+        for path in stamps.keys where !paths.contains(path) { stamps[path] = nil }
         return report
+    }
+
+    /// Loads again, from the same text, the files whose state ran out of memory.
+    private func renewExhausted(at now: Timestamp) {
+        for path in exhausted {
+            guard let old = files[path] else { continue }
+            switch load(path: path, content: old.content) {
+            case .success(let file):
+                install(file, at: now, renewing: true)
+                logger.warning("rule file reloaded after a memory error left its state full",
+                               metadata: ["file": "\(path)", "memory": "\(old.state.memoryUsed)"])
+            case .failure(let error):
+                logger.error("rule file could not be reloaded after a memory error", metadata: ["file": "\(path)", "error": "\(error)"])
+            }
+        }
+        exhausted.removeAll()
     }
 
     /// Loads `path` into a scratch state and checks its declarations, without installing it.
@@ -199,15 +224,17 @@ public final class RuleEngine {
         return .success(file)
     }
 
-    private func install(_ file: RuleFile, at now: Timestamp) {
+    /// `renewing`: the same text loaded again into a fresh state; health, quarantine and schedule stay.
+    private func install(_ file: RuleFile, at now: Timestamp, renewing: Bool = false) {
         let names = Set(file.rules.map(\.name))
         uninstall(file.path, keeping: names, at: now)
         files[file.path] = file
         for definition in file.rules {
             if let runtime = runtimes[definition.name] {
-                // Same rule, new version: instances and their timers stay; quarantine ends.
                 runtime.definition = definition
                 runtime.file = file
+                if renewing { continue }
+                // Same rule, new version: instances and their timers stay; quarantine ends.
                 runtime.consecutiveFailures = 0
                 runtime.quarantinedUntil = nil
                 runtime.quarantineBackoff = 0
@@ -301,6 +328,7 @@ public final class RuleEngine {
         }
         evaluateBuiltin(at: now)
         if options.exportMetrics { exportMetrics(evaluated, at: now) }
+        if !exhausted.isEmpty { renewExhausted(at: now) }
     }
 
     /// Evaluates one rule now, whatever its schedule (tests, `vigil rules test`).
@@ -345,6 +373,7 @@ public final class RuleEngine {
         } catch {
             failure = "\(error)"
         }
+        if file.state.needsReset { exhausted.insert(file.path) }
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         runtime.lastEvaluation = ts
         runtime.duration = elapsed
@@ -723,6 +752,26 @@ public final class RuleEngine {
         }
         for gone in exportedAlertSeries.subtracting(current) { store.append(gone, ts, StaleMarker.value) }
         exportedAlertSeries = current
+    }
+}
+
+/// What stat says of a file: when the rules folder is checked, an unchanged file is not read.
+struct FileStamp: Equatable {
+    let modified: timespec
+    let size: Int64
+    let inode: UInt64
+
+    init?(_ path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        modified = info.st_mtim
+        size = Int64(info.st_size)
+        inode = UInt64(info.st_ino)
+    }
+
+    static func == (lhs: FileStamp, rhs: FileStamp) -> Bool {
+        lhs.modified.tv_sec == rhs.modified.tv_sec && lhs.modified.tv_nsec == rhs.modified.tv_nsec
+            && lhs.size == rhs.size && lhs.inode == rhs.inode
     }
 }
 

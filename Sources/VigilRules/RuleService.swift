@@ -114,7 +114,7 @@ public final class RuleService: Service, Sendable {
             }
         }
         if reload {
-            let report = engine.reload(at: now)
+            let report = engine.reload(at: now, force: forced)
             if forced { logger.info("rules reloaded on request", metadata: ["changed": "\(report.loaded.count + report.removed.count)", "failed": "\(report.failed.count)"]) }
         }
         engine.tick(at: now)

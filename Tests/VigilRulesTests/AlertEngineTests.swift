@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Testing
 import VigilCore
+import VigilLua
 import VigilState
 import VigilStore
 @testable import VigilRules
@@ -342,6 +343,29 @@ struct AlertEngineTests {
         #expect(h.firing("Firing").count == 1, "held: the store is still filling after the restart")
         h.tick(221)
         #expect(h.firing("Firing").isEmpty, "resolved once the grace (2 m) is over")
+    }
+
+    @Test("a memory error that leaves the state full makes the file load afresh; the others keep running")
+    func exhaustedState() throws {
+        let h = try RuleHarness(["hog.lua": """
+            local vigil = require "vigil"
+            local hoard = {}
+            vigil.alert "Hog" { query = function(q)
+              for i = 1, 1e7 do hoard[#hoard + 1] = string.rep("x", 64) .. i end
+            end }
+            vigil.alert "Fine" { query = "x" }
+            """]) { $0.limits = LuaLimits(memoryBytes: 2 << 20) }
+        h.set("x", [:], 1, at: 0)
+        h.tick(0)
+        let hog = try #require(h.engine.rules.first { $0.name == "Hog" })
+        #expect(hog.health == .error)
+        #expect(hog.lastError?.contains("memory limit exceeded") == true, "\(hog.lastError ?? "")")
+        let file = try #require(h.engine.fileStatuses.first)
+        #expect(file.memoryBytes < 1 << 20, "the state was loaded afresh: \(file.memoryBytes) bytes")
+        h.set("x", [:], 1, at: 1)
+        h.tick(1)
+        #expect(h.firing("Fine").count == 1)
+        #expect(h.engine.rules.first { $0.name == "Hog" }?.evaluations == 2, "counters survive the fresh load")
     }
 
     @Test("declaration mistakes are load errors naming file, line and field")
