@@ -158,7 +158,6 @@ public final class BenchRunner {
         var passes = [Int](repeating: 0, count: threads)
         let start = DispatchTime.now().uptimeNanoseconds
         let deadline = start + UInt64(seconds * 1e9)
-        var sink: UInt64 = 0
         passes.withUnsafeMutableBufferPointer { counts in
             let shared = UnsafeSendable(counts)
             DispatchQueue.concurrentPerform(iterations: threads) { thread in
@@ -171,10 +170,10 @@ public final class BenchRunner {
                     value ^= vb_hash(data, words, Int32(rounds))
                     done += 1
                 } while DispatchTime.now().uptimeNanoseconds < deadline
-                shared.value[thread] = done &+ Int(value & 0)
+                shared.value[thread] = done
+                blackhole(value)
             }
         }
-        sink &+= UInt64(passes.count)
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let bytes = Double(words * 8 * rounds) * Double(passes.reduce(0, +))
         let gigabytes = bytes / elapsed / 1e9
@@ -183,7 +182,6 @@ public final class BenchRunner {
                                  detail: "64-bit multiply-xorshift hash over 1 MiB, \(threads) thread\(threads == 1 ? "" : "s")")
         result.cost = price(cores: threads, seconds: 1 / gigabytes)
         result.costUnit = "\(options.currency) per GB hashed"
-        _ = sink
         return result
     }
 
@@ -278,6 +276,12 @@ public final class BenchRunner {
 struct UnsafeSendable<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
+}
+
+/// Keeps a computed value observed, so the optimiser cannot drop the work that made it.
+@inline(never)
+func blackhole<T>(_ value: T) {
+    withExtendedLifetime(value) {}
 }
 
 /// A small deterministic generator (SplitMix64).

@@ -63,8 +63,6 @@ final class AlertRuleDefinition {
     let flapping: FlappingSettings?
     let noData: MissingBehaviour
     let onError: MissingBehaviour
-    /// A digest of the declaration's plain fields, to tell a changed rule from an unchanged one on reload.
-    let signature: String
 
     static let fields: Set<String> = [
         "every", "query", "fire", "clear", "pending", "keep", "severity", "labels", "summary", "description",
@@ -218,12 +216,6 @@ final class AlertRuleDefinition {
         noData = try behaviour("no_data", default: .resolve)
         onError = try behaviour("on_error", default: .keep)
 
-        var signature = "\(interval)|\(pending)|\(keep)|\(noData)|\(onError)|\(flapping.map { "\($0)" } ?? "-")|"
-        signature += levels.map { "\($0.level):\($0.severity)" }.joined(separator: ",")
-        signature += "|" + labels.map { "\($0.0)=\($0.1.source)" }.joined(separator: ",")
-        signature += "|" + self.annotations.map { "\($0.0)=\($0.1.source)" }.joined(separator: ",")
-        if case .selector(let text) = query { signature += "|" + text }
-        self.signature = signature
     }
 
     /// One of Vigil's own alerts (`VigilRuleFailing`): fires at once, severity critical.
@@ -242,7 +234,6 @@ final class AlertRuleDefinition {
         flapping = nil
         noData = .resolve
         onError = .keep
-        signature = name
     }
 
     private static func ratio(_ value: LuaValue) throws -> Double? {

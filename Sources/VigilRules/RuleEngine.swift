@@ -126,7 +126,6 @@ public final class RuleEngine {
         public var loaded: [String] = []
         public var failed: [(path: String, error: String)] = []
         public var removed: [String] = []
-        public var isEmpty: Bool { loaded.isEmpty && failed.isEmpty && removed.isEmpty }
     }
 
     /// Loads files that are new or changed and drops removed ones. A file that fails to load leaves its
@@ -329,12 +328,6 @@ public final class RuleEngine {
         evaluateBuiltin(at: now)
         if options.exportMetrics { exportMetrics(evaluated, at: now) }
         if !exhausted.isEmpty { renewExhausted(at: now) }
-    }
-
-    /// Evaluates one rule now, whatever its schedule (tests, `vigil rules test`).
-    public func evaluate(rule name: String, at now: Timestamp) {
-        guard let runtime = runtimes[name] else { return }
-        evaluate(runtime, at: now)
     }
 
     private struct Present {

@@ -158,8 +158,7 @@ public final class RuleService: Service, Sendable {
         let receivers = configuration.alerting.receivers.map { ReceiverWorker($0, logger: logger) }
         let router = try NotificationRouter(settings: .init(configuration.alerting, externalURL: externalURL),
                                             receivers: receivers,
-                                            inhibitRules: configuration.alerting.inhibitRules.map(InhibitRule.init),
-                                            logger: logger)
+                                            inhibitRules: configuration.alerting.inhibitRules.map(InhibitRule.init))
         let pusher = AlertmanagerPusher(urls: configuration.alerting.alertmanagers,
                                         resendDelay: configuration.alerting.resendDelayMilliseconds, logger: logger)
         store.describe("vigil_notifications_total", kind: .counter, help: "Notifications delivered, per receiver.")

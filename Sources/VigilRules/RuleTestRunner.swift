@@ -114,7 +114,6 @@ public struct RuleTestRunner {
         var seriesNodes: [Node] = []
         var checks: [AlertCheck] = []
         var externalURL = "http://localhost:9477"
-        var externalLabels: [String: String] = [:]
         try reader.mapping(node, path: "tests[]") { key, value, path in
             switch key {
             case "name": break
@@ -137,7 +136,8 @@ public struct RuleTestRunner {
             case "promql_expr_test":
                 throw reader.error(value, "promql_expr_test needs PromQL, and Vigil's rules are Lua: test alerts with alert_rule_test")
             case "external_labels":
-                try reader.mapping(value, path: path) { key, value, path in externalLabels[key] = try reader.string(value, path) }
+                // Accepted for promtool compatibility and checked; Vigil's templates have no $externalLabels.
+                try reader.mapping(value, path: path) { key, value, path in _ = try reader.string(value, path) }
             case "external_url": externalURL = try reader.string(value, path)
             default: throw reader.unknown(key, value, path)
             }
@@ -167,7 +167,6 @@ public struct RuleTestRunner {
             guard let labels else { throw reader.error(item, "input series need a series") }
             series.append(InputSeries(labels: labels, values: values))
         }
-        _ = externalLabels
 
         // The store holds everything for the whole test: no retention pressure.
         let store = MetricStore(retention: Int64.max / 4)

@@ -73,7 +73,7 @@ struct NotificationDeliveryTests {
             let worker = ReceiverWorker(ReceiverConfiguration(name: "hook", kind: .webhook(url: "http://127.0.0.1:\(port)/hook")),
                                         logger: Logger(label: "test"))
             let router = try NotificationRouter(settings: .init(configuration, externalURL: "http://vigil.example:9477"),
-                                                receivers: [worker], inhibitRules: [], logger: Logger(label: "test"))
+                                                receivers: [worker], inhibitRules: [])
             router.update(rule: "GpuTooHot", alerts: [alert("GpuTooHot", ["gpu": "0", "severity": "warning"])], at: 5_000)
             #expect(router.tick(at: 5_000).count == 1)
             let got = await inbox.waitFor(1)
@@ -121,7 +121,7 @@ struct NotificationDeliveryTests {
             var configuration = AlertingConfiguration()
             configuration.groupWaitMilliseconds = 0
             let router = try NotificationRouter(settings: .init(configuration, externalURL: "x"), receivers: [hungWorker, goodWorker],
-                                                inhibitRules: [], logger: Logger(label: "test"))
+                                                inhibitRules: [])
             router.update(rule: "A", alerts: [alert("A", ["gpu": "0"])], at: 0)
             let started = ContinuousClock.now
             #expect(router.tick(at: 0).count == 2)
@@ -142,7 +142,7 @@ struct NotificationDeliveryTests {
         var configuration = AlertingConfiguration()
         configuration.groupWaitMilliseconds = 0
         let router = try NotificationRouter(settings: .init(configuration, externalURL: "x"), receivers: [worker],
-                                            inhibitRules: [], logger: Logger(label: "test"))
+                                            inhibitRules: [])
         router.update(rule: "A", alerts: [alert("A", ["gpu": "1"])], at: 0)
         router.tick(at: 0)
         let deadline = ContinuousClock.now + .seconds(20)
@@ -193,7 +193,7 @@ struct NotificationRoutingTests {
         let log = ReceiverConfiguration(name: "log", kind: .log)
         return try NotificationRouter(settings: .init(configuration, externalURL: "x"),
                                       receivers: [ReceiverWorker(log, logger: Logger(label: "test"))],
-                                      inhibitRules: inhibit.map(InhibitRule.init), logger: Logger(label: "test"))
+                                      inhibitRules: inhibit.map(InhibitRule.init))
     }
 
     @Test("group_wait gathers a group; group_interval sends only changes; repeat_interval re-sends; resolved once")

@@ -47,13 +47,11 @@ public final class NotificationRouter: Sendable {
     private let matchers: [SeriesSelector?]
     private let inhibitRules: [InhibitRule]
     private let state = Mutex(State())
-    private let logger: Logger
 
-    public init(settings: Settings, receivers: [ReceiverWorker], inhibitRules: [InhibitRule], logger: Logger) throws {
+    public init(settings: Settings, receivers: [ReceiverWorker], inhibitRules: [InhibitRule]) throws {
         self.settings = settings
         self.receivers = receivers
         self.inhibitRules = inhibitRules
-        self.logger = logger
         matchers = try receivers.map { worker in try worker.configuration.match.map { try Silences.parseMatchers($0) } }
     }
 
