@@ -74,8 +74,10 @@ struct BenchRunTests {
         let run = BenchRunner(options: options).run([.network])
         let throughput = try #require(run.results.first { $0.name == "network.loopback_throughput" })
         let rtt = try #require(run.results.first { $0.name == "network.loopback_rtt" })
-        #expect(throughput.skipped == nil && throughput.value > 0.1, "\(throughput)")
-        #expect(rtt.value > 0 && rtt.value < 100_000)
+        // The far end's byte count must equal what was sent, or the benchmark throws and the result is skipped;
+        // the figure itself depends on the machine's load, so only its sign is checked.
+        #expect(throughput.skipped == nil && throughput.value > 0, "\(throughput)")
+        #expect(rtt.value > 0 && rtt.value.isFinite)
         #expect(try #require(rtt.p50) <= (try #require(rtt.p99)))
         #expect(rtt.score > 0 && rtt.costUnit?.contains("per round trip") == true)
     }
