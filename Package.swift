@@ -112,6 +112,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The task allocator: tasks, the ledger, strategies, the Lua policy, the runner, persistence, replay.
+        .target(
+            name: "VigilAllocator",
+            dependencies: [
+                "VigilCore", "VigilStore", "VigilLua", "VigilRules", "VigilState", "CVigilSystem",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "VigilServer",
             dependencies: [
@@ -125,6 +135,7 @@ let package = Package(
             name: "vigil",
             dependencies: [
                 "VigilCore", "VigilStore", "VigilLua", "VigilCollectors", "VigilRules", "VigilServer", "VigilState", "VigilBench",
+                "VigilAllocator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

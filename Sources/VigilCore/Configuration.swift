@@ -1,3 +1,4 @@
+import Foundation
 /// The whole program's configuration. Every field has a documented default, so Vigil runs with
 /// no configuration file at all; a file (`vigil serve --config FILE`) overrides what it names.
 public struct VigilConfiguration: Sendable, Equatable {
@@ -19,15 +20,70 @@ public struct VigilConfiguration: Sendable, Equatable {
     public var rules = RulesConfiguration()
     public var alerting = AlertingConfiguration()
     public var costs = CostsConfiguration()
+    public var allocator = AllocatorConfiguration()
+
+    /// The allocator policy file in effect.
+    public var policyPath: String {
+        allocator.policyPath ?? (rulesDirectory as NSString).appendingPathComponent("policy.lua")
+    }
 
     public init() {}
 }
 
-/// Prices (`costs:`), for the cost per operation of benchmarks (and, later, of tasks).
+/// Prices (`costs:`): what tasks are charged and what benchmark operations cost.
 public struct CostsConfiguration: Sendable, Equatable {
     public var currency = "USD"
-    /// One CPU core for an hour. Default 0.04, about a cloud vCPU-hour on demand.
+    /// One CPU core for an hour (tasks with no GPU; benchmarks). Default 0.04, about a cloud vCPU-hour.
     public var cpuCoreHour = 0.04
+    /// Per GPU-hour by model: a key matches a model name containing it (`H100`, `A100`), the longest wins.
+    public var gpuHour: [String: Double] = [:]
+    /// Per GPU-hour for models no key matches. Default 2.0.
+    public var defaultGPUHour = 2.0
+    /// Energy, per kWh drawn by the task's share of its GPUs. Default 0.15.
+    public var kwh = 0.15
+    /// Local-time windows in which prices are multiplied by `offPeakFactor` and off-peak tasks may start.
+    public var offPeak: [OffPeakWindow] = []
+    /// Default 0.5.
+    public var offPeakFactor = 0.5
+
+    public init() {}
+}
+
+/// A daily window in local time, `22:00-06:00` (it may wrap past midnight).
+public struct OffPeakWindow: Sendable, Equatable, CustomStringConvertible {
+    public var startMinute: Int
+    public var endMinute: Int
+
+    public init?(parsing text: String) {
+        let parts = text.split(separator: "-").map { $0.trimmingCharacters(in: .whitespaces) }
+        func minute(_ part: String) -> Int? {
+            let hm = part.split(separator: ":")
+            guard hm.count == 2, let h = Int(hm[0]), let m = Int(hm[1]), (0...24).contains(h), (0..<60).contains(m),
+                  h * 60 + m <= 1440 else { return nil }
+            return h * 60 + m
+        }
+        guard parts.count == 2, let start = minute(parts[0]), let end = minute(parts[1]), start != end else { return nil }
+        startMinute = start % 1440
+        endMinute = end % 1440
+    }
+
+    public func contains(minuteOfDay minute: Int) -> Bool {
+        startMinute < endMinute ? (startMinute..<endMinute).contains(minute) : (minute >= startMinute || minute < endMinute)
+    }
+
+    public var description: String {
+        String(format: "%02d:%02d-%02d:%02d", startMinute / 60, startMinute % 60, endMinute / 60, endMinute % 60)
+    }
+}
+
+/// The task allocator (`allocator:`).
+public struct AllocatorConfiguration: Sendable, Equatable {
+    /// The policy script. Default `policy.lua` in the rules folder.
+    public var policyPath: String?
+    /// Between SIGTERM and SIGKILL when a task is cancelled or stopped. Default 10 s.
+    public var graceMilliseconds: Int64 = 10_000
+    /// How often the allocator looks at its tasks and places work (it also wakes on submit and exit). Default 250 ms.
+    public var intervalMilliseconds: Int64 = 250
 
     public init() {}
 }

@@ -32,6 +32,17 @@ public enum VigilLuaModule {
     public static func install(in state: LuaState, store: MetricStore, clock: any WallClock) {
         state.registerModule("vigil", make(store: store, clock: clock, declarations: RuleDeclarations(file: state.name)).0)
     }
+
+    /// Registers `vigil` for a script that is not a rule file (the allocator policy): `now`, `query` and
+    /// `format`, plus the script's own declarations in `declarations` (such as `policy`).
+    public static func install(in state: LuaState, store: MetricStore, clock: any WallClock, declarations: [String: LuaValue]) {
+        var module: [LuaValue: LuaValue] = [:]
+        module["now"] = .hostFunction(LuaHostFunction("now") { _ in [.number(Double(clock.now()) / 1000)] })
+        module["query"] = QueryFunctions(store: store, clock: clock).table()
+        module["format"] = FormatFunctions.table()
+        for (name, value) in declarations { module[.string(name)] = value }
+        state.registerModule("vigil", .table(module))
+    }
 }
 
 /// `vigil.format`: the template filters as functions.

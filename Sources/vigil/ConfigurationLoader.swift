@@ -97,6 +97,12 @@ enum ConfigurationLoader {
         return try parse(text, file: path)
     }
 
+    private static func price(_ node: Node, _ path: String, reader: YAMLReader) throws -> Double {
+        let text = try reader.string(node, path)
+        guard !text.lowercased().contains("x"), let value = Double(text), value >= 0, value.isFinite else { throw reader.error(node, "\(path) must be a number ≥ 0, such as 2.5") }
+        return value
+    }
+
     static func parse(_ text: String, file: String) throws -> VigilConfiguration {
         var configuration = VigilConfiguration()
         let root: Node?
@@ -176,10 +182,43 @@ enum ConfigurationLoader {
                 try reader.mapping(value, path: path) { key, value, path in
                     switch key {
                     case "currency": configuration.costs.currency = try reader.string(value, path)
-                    case "cpu_core_hour":
-                        let text = try reader.string(value, path)
-                        guard let price = Double(text), price >= 0 else { throw reader.error(value, "\(path) must be a price ≥ 0, such as 0.04") }
-                        configuration.costs.cpuCoreHour = price
+                    case "cpu_core_hour": configuration.costs.cpuCoreHour = try price(value, path, reader: reader)
+                    case "gpu_hour":
+                        if value.scalar != nil {
+                            configuration.costs.defaultGPUHour = try price(value, path, reader: reader)
+                        } else {
+                            try reader.mapping(value, path: path) { model, value, path in
+                                if model == "default" {
+                                    configuration.costs.defaultGPUHour = try price(value, path, reader: reader)
+                                } else {
+                                    configuration.costs.gpuHour[model] = try price(value, path, reader: reader)
+                                }
+                            }
+                        }
+                    case "kwh": configuration.costs.kwh = try price(value, path, reader: reader)
+                    case "off_peak":
+                        try reader.mapping(value, path: path) { key, value, path in
+                            switch key {
+                            case "windows":
+                                configuration.costs.offPeak = try reader.strings(value, path).map { text in
+                                    guard let window = OffPeakWindow(parsing: text) else {
+                                        throw reader.error(value, "\(path): \"\(text)\" is not a window such as 22:00-06:00")
+                                    }
+                                    return window
+                                }
+                            case "factor": configuration.costs.offPeakFactor = try price(value, path, reader: reader)
+                            default: throw reader.unknown(key, value, path)
+                            }
+                        }
+                    default: throw reader.unknown(key, value, path)
+                    }
+                }
+            case "allocator":
+                try reader.mapping(value, path: path) { key, value, path in
+                    switch key {
+                    case "policy": configuration.allocator.policyPath = try reader.string(value, path)
+                    case "grace": configuration.allocator.graceMilliseconds = try reader.duration(value, path)
+                    case "interval": configuration.allocator.intervalMilliseconds = try reader.positiveDuration(value, path)
                     default: throw reader.unknown(key, value, path)
                     }
                 }

@@ -19,7 +19,7 @@ struct VigilCommand: AsyncParsableCommand {
             """,
         version: version,
         subcommands: [ServeCommand.self, CollectCommand.self, EvalCommand.self, GPUsCommand.self, PluginsCommand.self,
-                      RulesCommand.self, AlertsCommand.self, SilenceCommand.self, BenchCommand.self]
+                      RulesCommand.self, AlertsCommand.self, SilenceCommand.self, BenchCommand.self, SimCommand.self]
     )
 }
 
