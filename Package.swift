@@ -125,7 +125,7 @@ let package = Package(
         .target(
             name: "VigilServer",
             dependencies: [
-                "VigilCore", "VigilStore", "VigilCollectors", "VigilRules",
+                "VigilCore", "VigilStore", "VigilCollectors", "VigilRules", "VigilAllocator",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],

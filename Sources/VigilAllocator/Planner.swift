@@ -226,7 +226,7 @@ public struct Placement: Sendable, Equatable {
 }
 
 /// Room held for the task at the head of the queue (EASY backfill).
-public struct Reservation: Sendable, Equatable {
+public struct Reservation: Codable, Sendable, Equatable {
     public var task: Int64
     public var start: Timestamp
     /// NVML indices.

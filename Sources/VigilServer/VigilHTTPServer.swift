@@ -2,6 +2,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import Foundation
+import VigilAllocator
 import VigilCore
 import VigilRules
 import VigilStore
@@ -12,8 +13,9 @@ public enum VigilHTTPServer {
     /// The routes, on their own, for tests and for the application below.
     /// `benchmarks` answers `/api/v1/benchmarks` (this host's `vigil bench export`) when given.
     public static func router(store: MetricStore, clock: any WallClock, rules: RuleService? = nil,
-                              benchmarks: (@Sendable () throws -> Data)? = nil) -> Router<BasicRequestContext> {
+                              benchmarks: (@Sendable () throws -> Data)? = nil, allocator: Allocator? = nil) -> Router<BasicRequestContext> {
         let router = Router()
+        if let allocator { AllocatorRoutes.add(to: router, allocator: allocator) }
         router.get("/metrics") { _, _ -> Response in
             let body = store.exposition(at: clock.now())
             return Response(
@@ -69,13 +71,14 @@ public enum VigilHTTPServer {
 
     /// A Hummingbird application (a `Service`) listening on `address`.
     public static func application(store: MetricStore, clock: any WallClock, address: ListenAddress, rules: RuleService? = nil,
-                                   benchmarks: (@Sendable () throws -> Data)? = nil, logger: Logger) -> some ApplicationProtocol {
+                                   benchmarks: (@Sendable () throws -> Data)? = nil, allocator: Allocator? = nil,
+                                   logger: Logger) -> some ApplicationProtocol {
         if !address.isLoopback {
             logger.warning("listening beyond loopback: anyone who can reach this address can read the metrics",
                            metadata: ["http.address": "\(address)"])
         }
         return Application(
-            router: router(store: store, clock: clock, rules: rules, benchmarks: benchmarks),
+            router: router(store: store, clock: clock, rules: rules, benchmarks: benchmarks, allocator: allocator),
             configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port), serverName: "vigil"),
             logger: logger
         )

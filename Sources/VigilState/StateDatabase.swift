@@ -17,6 +17,9 @@ public final class StateDatabase: Sendable {
         }
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
+        // In WAL mode NORMAL loses nothing when the process dies (kill -9), only on power loss, and
+        // spares an fsync per commit.
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(pool)
@@ -69,6 +72,20 @@ public final class StateDatabase: Sendable {
                 t.column("value", .double).notNull()
             }
         }
+        migrator.registerMigration("tasks-v1") { db in
+            try db.create(table: "task") { t in
+                t.primaryKey("id", .integer)
+                t.column("state", .text).notNull().indexed()
+                t.column("owner", .text).notNull()
+                t.column("submitted", .integer).notNull()
+                t.column("ended", .integer).indexed()
+                t.column("record", .text).notNull()
+            }
+            try db.create(table: "setting") { t in
+                t.primaryKey("key", .text)
+                t.column("value", .text).notNull()
+            }
+        }
         migrator.registerMigration("bench-v1") { db in
             try db.create(table: "benchRun") { t in
                 t.primaryKey("id", .text)
@@ -79,6 +96,43 @@ public final class StateDatabase: Sendable {
             }
         }
         return migrator
+    }
+
+    // MARK: Tasks
+
+    /// Inserts or replaces tasks, all in one transaction (the allocator writes a state before acting on it).
+    public func saveTasks(_ tasks: [TaskRow]) throws {
+        guard !tasks.isEmpty else { return }
+        try pool.write { db in
+            for task in tasks { try task.save(db) }
+        }
+    }
+
+    /// Tasks not finished, and finished ones that ended at or after `endedSince`, by id.
+    public func tasks(endedSince: Timestamp) throws -> [TaskRow] {
+        try pool.read { db in
+            try TaskRow.filter(Column("ended") == nil || Column("ended") >= endedSince).order(Column("id")).fetchAll(db)
+        }
+    }
+
+    public func task(id: Int64) throws -> TaskRow? {
+        try pool.read { db in try TaskRow.fetchOne(db, key: id) }
+    }
+
+    /// The highest task id ever given (ids are never reused).
+    public func maxTaskID() throws -> Int64 {
+        try pool.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM task") ?? 0 }
+    }
+
+    public func setting(_ key: String) throws -> String? {
+        try pool.read { db in try String.fetchOne(db, sql: "SELECT value FROM setting WHERE key = ?", arguments: [key]) }
+    }
+
+    public func setSetting(_ key: String, _ value: String) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT INTO setting(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                           arguments: [key, value])
+        }
     }
 
     // MARK: Benchmark runs
@@ -270,5 +324,25 @@ public struct BenchRunRecord: Codable, Sendable, Equatable, FetchableRecord, Per
         self.host = host
         self.quick = quick
         self.run = run
+    }
+}
+
+/// A task as stored: the searchable fields, and the whole record as JSON (VigilAllocator's `TaskRecord`).
+public struct TaskRow: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "task"
+    public var id: Int64
+    public var state: String
+    public var owner: String
+    public var submitted: Timestamp
+    public var ended: Timestamp?
+    public var record: String
+
+    public init(id: Int64, state: String, owner: String, submitted: Timestamp, ended: Timestamp?, record: String) {
+        self.id = id
+        self.state = state
+        self.owner = owner
+        self.submitted = submitted
+        self.ended = ended
+        self.record = record
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import VigilAllocator
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -21,11 +22,40 @@ struct RulesCommand: AsyncParsableCommand {
 
 /// Where the running daemon answers: `--url`, else the configuration's listen address.
 struct DaemonOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The daemon's base URL (default: http:// + the configured listen address).", valueName: "url"))
+    @Option(name: .long, help: ArgumentHelp("The daemon's base URL (default: $VIGIL_URL, else http:// + the configured listen address).", valueName: "url"))
     var url: String?
 
     func baseURL(_ configuration: VigilConfiguration) -> String {
-        url ?? "http://\(configuration.listen.host == "0.0.0.0" ? "127.0.0.1" : configuration.listen.description)"
+        let base = url ?? ProcessInfo.processInfo.environment["VIGIL_URL"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? "http://\(configuration.listen.host == "0.0.0.0" ? "127.0.0.1" : configuration.listen.description)"
+        return base.hasSuffix("/") ? String(base.dropLast()) : base
+    }
+
+    /// Sends a request to the daemon; a reply that is not 2xx becomes an error carrying the daemon's message.
+    func send(_ method: String, _ path: String, body: (any Encodable)? = nil, _ configuration: VigilConfiguration) async throws -> Data {
+        let base = baseURL(configuration)
+        guard let url = URL(string: base + path) else { throw ValidationError("\(base) is not a URL") }
+        var request = URLRequest(url: url)
+        request.httpMethod = method
+        request.timeoutInterval = 10
+        if let body {
+            request.httpBody = try JSONEncoder().encode(body)
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        let data: Data
+        let response: URLResponse
+        do {
+            (data, response) = try await URLSession.shared.data(for: request)
+        } catch {
+            throw VigilError(.unavailable, "cannot reach the daemon at \(base) (is `vigil serve` running? --url or VIGIL_URL points elsewhere): \(error.localizedDescription)")
+        }
+        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        guard (200..<300).contains(status) else {
+            struct Failure: Decodable { var error: String }
+            let message = (try? JSONDecoder().decode(Failure.self, from: data))?.error ?? String(decoding: data.prefix(500), as: UTF8.self)
+            throw DaemonRefusal(status: status, message: message)
+        }
+        return data
     }
 
     /// GETs `path` from the daemon and decodes the JSON reply.
@@ -112,6 +142,7 @@ struct RulesCheckCommand: ParsableCommand {
         var logger = global.makeLogger()
         logger.logLevel = .critical
         var files: [String] = []
+        var policies: [String] = []
         for path in paths.isEmpty ? [configuration.rulesDirectory] : paths {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -119,13 +150,27 @@ struct RulesCheckCommand: ParsableCommand {
                 throw ExitCode(1)
             }
             if isDirectory.boolValue {
-                let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-                files += names.filter { $0.hasSuffix(".lua") && !$0.hasSuffix(".meta.lua") }.sorted().map { (path as NSString).appendingPathComponent($0) }
+                files += RuleEngine.ruleFiles(in: path)
+                let policy = (path as NSString).appendingPathComponent(RuleEngine.policyFileName)
+                if FileManager.default.fileExists(atPath: policy) { policies.append(policy) }
+            } else if (path as NSString).lastPathComponent == RuleEngine.policyFileName {
+                policies.append(path)
             } else {
                 files.append(path)
             }
         }
         var failed = false
+        for file in policies {
+            let script = PolicyScript(path: file, store: MetricStore(), clock: SystemWallClock(), limits: .init(configuration.lua), logger: logger)
+            script.reloadIfChanged()
+            if let error = script.lastError {
+                failed = true
+                print("\(file): FAILED\n\(error.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))")
+            } else {
+                let policy = script.policy
+                print("\(file): ok, allocator policy (\(policy.strategy.rawValue), \(policy.target.rawValue)\(script.hasScore ? ", custom score" : ""))")
+            }
+        }
         for file in files {
             switch RuleEngine.check(path: file, rulesDirectory: paths.isEmpty ? configuration.rulesDirectory : nil,
                                     limits: .init(configuration.lua), logger: logger) {

@@ -5,7 +5,9 @@ import UnixSignals
 import VigilCollectors
 import VigilCore
 import VigilRules
+import VigilAllocator
 import VigilBench
+import VigilLua
 import VigilState
 import Foundation
 import VigilServer
@@ -16,8 +18,9 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the daemon: collectors, the metrics store, alert rules and the HTTP server.",
         discussion: """
-            Serves /metrics (Prometheus text format 0.0.4), /healthz, /api/v1/rules and /api/v1/alerts on
-            127.0.0.1:9477 unless told otherwise. Runs with no configuration file. Plugins and rule files added
+            Serves /metrics (Prometheus text format 0.0.4), /healthz, /api/v1/rules, /api/v1/alerts and the task
+            API (/api/v1/tasks, /api/v1/queue) on 127.0.0.1:9477 unless told otherwise. Runs the task allocator
+            with the policy in RULES_DIR/policy.lua; tasks and their logs live in DATA_DIR. Runs with no configuration file. Plugins and rule files added
             to, changed in or removed from their folders take effect without a restart (SIGHUP reloads the rules
             at once). Alert states, silences and history live in DATA_DIR/vigil.sqlite. SIGTERM or SIGINT stops
             it cleanly.
@@ -44,16 +47,23 @@ struct ServeCommand: AsyncParsableCommand {
         daemon.plugins.scan()
         let rules = try RuleService.make(configuration: configuration, store: daemon.store, clock: daemon.clock,
                                          startAfter: { await scheduler.firstRound() }, logger: logger)
-        let benchDatabase = try StateDatabase(dataDirectory: configuration.dataDirectory)
+        let database = try StateDatabase(dataDirectory: configuration.dataDirectory)  // bench results and tasks
         // The latest `vigil bench` results as metrics, for rules and for Prometheus.
-        scheduler.registry.add(ScheduledCollector(BenchCollector(database: benchDatabase), interval: 60_000, timeout: 10_000))
+        scheduler.registry.add(ScheduledCollector(BenchCollector(database: database), interval: 60_000, timeout: 10_000))
+        let policy = PolicyScript(path: configuration.policyPath, store: daemon.store, clock: daemon.clock,
+                                  limits: LuaLimits(configuration.lua), logger: logger)
+        var allocatorOptions = Allocator.Options(logs: (configuration.dataDirectory as NSString).appendingPathComponent("tasks"),
+                                                 costs: CostModel(configuration.costs))
+        allocatorOptions.grace = configuration.allocator.graceMilliseconds
+        let allocator = try Allocator(database: database, store: daemon.store, clock: daemon.clock, policy: policy,
+                                      options: allocatorOptions, logger: logger)
         let server = VigilHTTPServer.application(store: daemon.store, clock: daemon.clock, address: configuration.listen,
                                                  rules: rules, benchmarks: {
-                                                     let history = BenchHistory(database: benchDatabase)
+                                                     let history = BenchHistory(database: database)
                                                      let facts = HostFacts.detect()
                                                      let export = BenchHistory.Export(facts: facts, runs: try history.runs(host: facts.hostname))
                                                      return Data(try BenchHistory.encode(export).utf8)
-                                                 }, logger: logger)
+                                                 }, allocator: allocator, logger: logger)
         logger.info("vigil starting", metadata: [
             "http.address": "\(configuration.listen)",
             "collectors": "\(scheduler.names.joined(separator: ","))",
@@ -67,6 +77,8 @@ struct ServeCommand: AsyncParsableCommand {
                 .init(service: daemon.plugins),
                 .init(service: rules),
                 .init(service: ReloadOnHangup(rules: rules, logger: logger)),
+                .init(service: AllocatorService(allocator: allocator, interval: configuration.allocator.intervalMilliseconds,
+                                                startAfter: { await scheduler.firstRound() })),
                 .init(service: server),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -19,7 +19,8 @@ struct VigilCommand: AsyncParsableCommand {
             """,
         version: version,
         subcommands: [ServeCommand.self, CollectCommand.self, EvalCommand.self, GPUsCommand.self, PluginsCommand.self,
-                      RulesCommand.self, AlertsCommand.self, SilenceCommand.self, BenchCommand.self, SimCommand.self]
+                      RulesCommand.self, AlertsCommand.self, SilenceCommand.self, BenchCommand.self, SimCommand.self,
+                      SubmitCommand.self, QueueCommand.self, TaskCommand.self, DrainCommand.self, UndrainCommand.self]
     )
 }
 

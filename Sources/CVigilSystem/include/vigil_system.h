@@ -9,4 +9,8 @@ int vigil_pipe_cloexec(int fds[2]);
 /* posix_spawn_file_actions_addchdir_np (glibc 2.29+): the child starts in `path`. */
 int vigil_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions, const char *path);
 
+/* posix_spawn_file_actions_addclosefrom_np (glibc 2.34+): the child closes every descriptor from `from`
+   up, so it never inherits the daemon's sockets (a task outliving the daemon would hold its port). */
+int vigil_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, int from);
+
 #endif

@@ -1,0 +1,762 @@
+import Foundation
+import Logging
+import VigilCore
+import VigilState
+import VigilStore
+
+/// A refusal the API turns into 400, 404 or 409 with the message.
+public struct AllocatorError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: Sendable { case invalid, notFound, conflict }
+    public var kind: Kind
+    public var description: String
+
+    public init(_ kind: Kind, _ description: String) {
+        self.kind = kind
+        self.description = description
+    }
+}
+
+/// The allocator of one host: takes tasks, keeps the ledger, runs the planner on live GPU figures,
+/// starts and watches the processes, charges their cost, and writes every state to SQLite before acting
+/// on it. All state is behind one lock; `tick()` is called by `AllocatorService` (or a test) on a cadence.
+public final class Allocator: @unchecked Sendable {
+    public struct Options: Sendable {
+        /// Where task folders (stdout, stderr, exit) go.
+        public var logs: String
+        /// SIGTERM → SIGKILL.
+        public var grace: Int64 = 10_000
+        public var costs: CostModel
+        /// Finished tasks kept in memory (and used for prediction and fair share).
+        public var keepFinished: Int64 = 30 * 86_400_000
+
+        public init(logs: String, costs: CostModel) {
+            self.logs = logs
+            self.costs = costs
+        }
+    }
+
+    private let lock = NSLock()
+    private let database: StateDatabase
+    private let store: MetricStore
+    private let clock: any WallClock
+    private let logger: Logger
+    private let options: Options
+    public let policyScript: PolicyScript
+
+    private var tasks: [Int64: TaskRecord] = [:]
+    private var history = DurationHistory()
+    private var fairShare: FairShare
+    private var gpus: [GPUSlot] = []
+    /// False until the GPU collector has reported once (before that, GPU tasks are not refused).
+    private var inventoryKnown = false
+    /// Observed GPU memory of a task's processes, per GPU index.
+    private var observed: [Int64: [Int: Int64]] = [:]
+    private var drained = false
+    private var nextID: Int64
+    private var lastTick: Timestamp
+    private var lastPass = PassResult()
+    private var terminating: [Int64: Termination] = [:]
+    private var dirty: Set<Int64> = []
+    private var passes = 0
+    private var lastPassSeconds = 0.0
+    /// Planned durations of tasks started (the planner's view of when they end).
+    private var plannedDurations: [Int64: Int64] = [:]
+
+    struct Termination {
+        var since: Timestamp
+        var killed = false
+        var state: TaskState
+        var reason: String
+    }
+
+    public init(database: StateDatabase, store: MetricStore, clock: any WallClock, policy: PolicyScript,
+                options: Options, logger: Logger) throws {
+        self.database = database
+        self.store = store
+        self.clock = clock
+        self.logger = logger
+        self.options = options
+        policyScript = policy
+        policy.reloadIfChanged()
+        let now = clock.now()
+        lastTick = now
+        fairShare = FairShare(halfLife: policy.policy.fairShareHalfLife, at: now - options.keepFinished)
+        nextID = try database.maxTaskID() + 1
+        drained = try database.setting("allocator.drained") == "true"
+        try recover(now: now)
+        describeMetrics()
+    }
+
+    // MARK: Restart
+
+    /// Loads what the database holds: queued tasks wait again; active ones whose process survives (same
+    /// pid and start time) are re-adopted; the others are marked lost. A task caught between "starting"
+    /// and its pid being written is marked lost too: it is never started twice.
+    private func recover(now: Timestamp) throws {
+        let decoder = JSONDecoder()
+        var finished: [TaskRecord] = []
+        for row in try database.tasks(endedSince: now - options.keepFinished) {
+            guard var record = try? decoder.decode(TaskRecord.self, from: Data(row.record.utf8)) else {
+                logger.error("a stored task cannot be read; it is skipped", metadata: ["task.id": "\(row.id)"])
+                continue
+            }
+            if record.state.isActive {
+                if record.state == .starting || record.pid == nil {
+                    finish(&record, .lost, reason: "the daemon stopped while starting it; it was not started again", at: now)
+                } else if let pid = record.pid, TaskProcess.isAlive(pid, startTicks: record.pidStartTicks) {
+                    logger.info("task re-adopted", metadata: ["task.id": "\(record.id)", "task.pid": "\(pid)"])
+                } else if let code = TaskProcess.recordedExit(logs: options.logs, id: record.id) {
+                    record.exitCode = code
+                    finish(&record, code == 0 ? .succeeded : .failed, reason: "exited with status \(code) while the daemon was away", at: now)
+                } else {
+                    finish(&record, .lost, reason: "its process was gone when the daemon came back", at: now)
+                }
+            }
+            if record.state.isFinished { finished.append(record) }
+            tasks[record.id] = record
+        }
+        for record in finished.sorted(by: { ($0.ended ?? 0) < ($1.ended ?? 0) }) {
+            if record.state == .succeeded { history.record(record.spec.predictionKey, record.runTime(at: now)) }
+            if record.started != nil {
+                fairShare.charge(record.spec.owner, gpuMilliseconds: Double(record.spec.gpus) * Double(record.runTime(at: now)),
+                                 at: record.ended ?? now)
+            }
+        }
+        for record in tasks.values where record.state.isActive {
+            plannedDurations[record.id] = predict(record.spec).0
+            fairShare.charge(record.spec.owner, gpuMilliseconds: Double(record.spec.gpus) * Double(plannedDurations[record.id]!), at: now)
+        }
+        fairShare.decay(to: now)
+        try flush()
+    }
+
+    // MARK: Requests
+
+    public func submit(_ spec: TaskSpec) throws -> TaskRecord {
+        try validate(spec)
+        return try lock.withLock {
+            if inventoryKnown, let reason = Ledger.neverFits(gpus: spec.gpus, memory: spec.gpuMemory, on: gpus) {
+                throw AllocatorError(.invalid, "this task can never run here: it \(reason)")
+            }
+            for dependency in spec.after where tasks[dependency.task] == nil {
+                guard try database.task(id: dependency.task) != nil else {
+                    throw AllocatorError(.invalid, "it depends on task \(dependency.task), which does not exist")
+                }
+            }
+            let record = TaskRecord(id: nextID, spec: spec, submitted: clock.now())
+            try database.saveTasks([Self.row(record)])
+            nextID += 1
+            tasks[record.id] = record
+            return record
+        }
+    }
+
+    private func validate(_ spec: TaskSpec) throws {
+        guard let program = spec.command.first, !program.isEmpty else { throw AllocatorError(.invalid, "command is empty") }
+        guard spec.directory.hasPrefix("/") else { throw AllocatorError(.invalid, "directory must be an absolute path, got \"\(spec.directory)\"") }
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: spec.directory, isDirectory: &isFolder), isFolder.boolValue else {
+            throw AllocatorError(.invalid, "the working folder \(spec.directory) does not exist")
+        }
+        guard spec.gpus >= 0 else { throw AllocatorError(.invalid, "gpus must be 0 or more") }
+        guard spec.gpuMemory >= 0 else { throw AllocatorError(.invalid, "gpu_memory must be 0 (whole GPUs) or a size") }
+        if spec.gpuMemory > 0 && spec.gpus == 0 { throw AllocatorError(.invalid, "gpu_memory is set but gpus is 0") }
+        if let limit = spec.timeLimit, limit <= 0 { throw AllocatorError(.invalid, "time limit must be positive") }
+        if let expected = spec.expectedDuration, expected <= 0 { throw AllocatorError(.invalid, "expected duration must be positive") }
+        if let limit = spec.costLimit, limit < 0 || !limit.isFinite { throw AllocatorError(.invalid, "cost limit must be 0 or more") }
+        guard !spec.owner.isEmpty else { throw AllocatorError(.invalid, "owner is empty") }
+    }
+
+    public func pause(_ id: Int64) throws -> TaskRecord {
+        try mutate(id) { record, now in
+            guard record.state == .running, let pid = record.pid else {
+                throw AllocatorError(.conflict, "task \(id) is \(record.state.rawValue); only a running task can be paused")
+            }
+            TaskProcess.signalGroup(pid, SIGSTOP)
+            record.state = .paused
+            record.pausedAt = now
+        }
+    }
+
+    public func resume(_ id: Int64) throws -> TaskRecord {
+        try mutate(id) { record, now in
+            guard record.state == .paused, let pid = record.pid else {
+                throw AllocatorError(.conflict, "task \(id) is \(record.state.rawValue); only a paused task can be resumed")
+            }
+            TaskProcess.signalGroup(pid, SIGCONT)
+            record.pausedTotal += now - (record.pausedAt ?? now)
+            record.pausedAt = nil
+            record.state = .running
+        }
+    }
+
+    public func cancel(_ id: Int64) throws -> TaskRecord {
+        try mutate(id) { record, now in
+            switch record.state {
+            case .queued:
+                finish(&record, .cancelled, reason: "cancelled while queued", at: now)
+            case .running, .paused, .starting:
+                beginTermination(&record, state: .cancelled, reason: "cancelled", at: now)
+            default:
+                throw AllocatorError(.conflict, "task \(id) already ended (\(record.state.rawValue))")
+            }
+        }
+    }
+
+    public func setPriority(_ id: Int64, _ priority: TaskPriority) throws -> TaskRecord {
+        try mutate(id) { record, _ in
+            guard !record.state.isFinished else { throw AllocatorError(.conflict, "task \(id) already ended (\(record.state.rawValue))") }
+            record.spec.priority = priority
+        }
+    }
+
+    public func setDrained(_ value: Bool) throws {
+        try lock.withLock {
+            try database.setSetting("allocator.drained", value ? "true" : "false")
+            drained = value
+        }
+        logger.notice(value ? "allocator drained: running tasks finish, nothing new starts" : "allocator undrained")
+    }
+
+    private func mutate(_ id: Int64, _ body: (inout TaskRecord, Timestamp) throws -> Void) throws -> TaskRecord {
+        try lock.withLock {
+            guard var record = try loadLocked(id) else { throw AllocatorError(.notFound, "no task \(id)") }
+            try body(&record, clock.now())
+            tasks[id] = record
+            try database.saveTasks([Self.row(record)])
+            dirty.remove(id)
+            return record
+        }
+    }
+
+    private func loadLocked(_ id: Int64) throws -> TaskRecord? {
+        if let record = tasks[id] { return record }
+        guard let row = try database.task(id: id) else { return nil }
+        return try JSONDecoder().decode(TaskRecord.self, from: Data(row.record.utf8))
+    }
+
+    // MARK: Lifecycle of processes
+
+    private func beginTermination(_ record: inout TaskRecord, state: TaskState, reason: String, at now: Timestamp) {
+        guard terminating[record.id] == nil else { return }
+        if let pid = record.pid {
+            if record.state == .paused { TaskProcess.signalGroup(pid, SIGCONT) }
+            TaskProcess.signalGroup(pid, SIGTERM)
+        }
+        record.reason = reason
+        terminating[record.id] = Termination(since: now, state: state, reason: reason)
+    }
+
+    private func finish(_ record: inout TaskRecord, _ state: TaskState, reason: String?, at now: Timestamp) {
+        if let pausedAt = record.pausedAt {
+            record.pausedTotal += now - pausedAt
+            record.pausedAt = nil
+        }
+        record.state = state
+        record.ended = now
+        if let reason { record.reason = reason }
+        dirty.insert(record.id)
+    }
+
+    /// Records the end of an active task, feeding history and fair share.
+    private func ended(_ id: Int64, status: Int32?, signal: Int32?, now: Timestamp) {
+        guard var record = tasks[id] else { return }
+        record.exitCode = status
+        record.signal = signal
+        if let termination = terminating.removeValue(forKey: id) {
+            finish(&record, termination.state, reason: termination.reason, at: now)
+        } else if let status {
+            finish(&record, status == 0 ? .succeeded : .failed, reason: "exited with status \(status)", at: now)
+        } else if let signal {
+            finish(&record, .failed, reason: "killed by signal \(signal)", at: now)
+        } else {
+            finish(&record, .failed, reason: "ended; exit status unknown (re-adopted after a restart)", at: now)
+        }
+        if record.state == .succeeded { history.record(record.spec.predictionKey, record.runTime(at: now)) }
+        let planned = plannedDurations.removeValue(forKey: id) ?? 0
+        fairShare.charge(record.spec.owner, gpuMilliseconds: Double(record.spec.gpus) * Double(record.runTime(at: now) - planned), at: now)
+        observed[id] = nil
+        tasks[id] = record
+        logger.info("task ended", metadata: ["task.id": "\(id)", "task.state": "\(record.state.rawValue)",
+                                             "task.reason": "\(record.reason ?? "")"])
+    }
+
+    // MARK: The loop
+
+    /// One round: GPUs from the store, ended processes, limits, cost, the policy, a scheduling pass,
+    /// starts, then everything changed written in one transaction and the metrics published.
+    public func tick() {
+        lock.withLock {
+            let now = clock.now()
+            let elapsed = max(0, now - lastTick)
+            lastTick = now
+            refreshInventory(now: now)
+            if policyScript.reloadIfChanged() { fairShare.halfLife = max(1, policyScript.policy.fairShareHalfLife) }
+            watchProcesses(now: now)
+            charge(elapsed: elapsed, now: now)
+            enforceLimits(now: now)
+            resolveDependencies(now: now)
+            schedule(now: now)
+            do { try flush() } catch {
+                logger.error("cannot save tasks; will retry", metadata: ["error": "\(error)"])
+            }
+            publish(now: now)
+        }
+    }
+
+    private func watchProcesses(now: Timestamp) {
+        for (id, record) in tasks where record.state.isActive {
+            guard let pid = record.pid else { continue }
+            if let outcome = TaskProcess.reap(pid) {
+                ended(id, status: outcome.status, signal: outcome.signal, now: now)
+            } else if !TaskProcess.isAlive(pid, startTicks: record.pidStartTicks) {
+                ended(id, status: TaskProcess.recordedExit(logs: options.logs, id: id), signal: nil, now: now)
+            } else if var termination = terminating[id], !termination.killed, now - termination.since >= options.grace {
+                TaskProcess.signalGroup(pid, SIGKILL)
+                termination.killed = true
+                terminating[id] = termination
+            }
+        }
+    }
+
+    private func charge(elapsed: Int64, now: Timestamp) {
+        guard elapsed > 0 else { return }
+        let hours = Double(elapsed) / 3_600_000
+        for (id, record) in tasks where record.state == .running || record.state == .paused {
+            let shares = self.shares(of: record)
+            var updated = record
+            updated.cost += options.costs.ratePerHour(shares: shares, at: now) * hours
+            updated.energyJoules += shares.reduce(0) { $0 + $1.watts * $1.fraction } * Double(elapsed) / 1000
+            tasks[id] = updated
+            dirty.insert(id)
+        }
+    }
+
+    /// The task's share of each of its GPUs: its declared memory over the GPU's, or all of it.
+    private func shares(of record: TaskRecord) -> [(model: String, fraction: Double, watts: Double)] {
+        record.gpuIndices.compactMap { index in
+            guard let gpu = gpus.first(where: { $0.index == index }) else { return nil }
+            let fraction = record.spec.gpuMemory == 0 ? 1 : min(1, Double(record.spec.gpuMemory) / Double(max(gpu.memoryTotal, 1)))
+            return (gpu.model, fraction, gpu.powerWatts)
+        }
+    }
+
+    private func enforceLimits(now: Timestamp) {
+        for (id, record) in tasks where record.state == .running || record.state == .paused {
+            var updated = record
+            if let limit = record.spec.timeLimit, record.runTime(at: now) >= limit {
+                beginTermination(&updated, state: .stopped, reason: "time limit \(DurationParser.format(milliseconds: limit)) reached", at: now)
+            } else if let limit = record.spec.costLimit, record.cost >= limit {
+                beginTermination(&updated, state: .stopped,
+                                 reason: String(format: "cost limit %.2f %@ reached", limit, options.costs.currency), at: now)
+            }
+            tasks[id] = updated
+        }
+    }
+
+    /// Queued tasks whose dependency ended the wrong way can never start (Slurm's kill_invalid_depend).
+    private func resolveDependencies(now: Timestamp) {
+        for (id, record) in tasks where record.state == .queued && !record.spec.after.isEmpty {
+            for dependency in record.spec.after {
+                guard let other = tasks[dependency.task], other.state.isFinished else { continue }
+                if dependency.condition == .ok && other.state != .succeeded {
+                    var updated = record
+                    finish(&updated, .stopped, reason: "dependency \(dependency) can never be satisfied: task \(dependency.task) \(other.state.rawValue)", at: now)
+                    tasks[id] = updated
+                    break
+                }
+            }
+        }
+    }
+
+    func predict(_ spec: TaskSpec) -> (Int64, DurationHistory.Basis) {
+        history.predict(spec, defaultDuration: policyScript.policy.defaultDuration)
+    }
+
+    /// The planner's view of the waiting tasks.
+    private func planTasks(now: Timestamp) -> [PlanTask] {
+        let cheapest = gpus.map { options.costs.gpuHourRate(model: $0.model) }.min() ?? options.costs.defaultGPUHour
+        return tasks.values.filter { $0.state == .queued }.map { record in
+            let (duration, _) = predict(record.spec)
+            var task = PlanTask(id: record.id, owner: record.spec.owner, submitted: record.submitted, gpus: record.spec.gpus,
+                                gpuMemory: record.spec.gpuMemory, priority: record.spec.priority.value, duration: duration)
+            let pendingDependencies = record.spec.after.filter { tasks[$0.task].map { !$0.state.isFinished } ?? false }.map(\.task)
+            if !pendingDependencies.isEmpty {
+                task.blocked = .dependency
+                task.dependsOn = pendingDependencies
+            } else if inventoryKnown, Ledger.neverFits(gpus: record.spec.gpus, memory: record.spec.gpuMemory, on: gpus) != nil {
+                task.blocked = .neverFits
+            } else if let limit = record.spec.costLimit {
+                let hourly = record.spec.gpus == 0 ? options.costs.cpuCoreHour : Double(record.spec.gpus) * cheapest
+                let factor = record.spec.offPeak ? options.costs.offPeakFactor : options.costs.factor(at: now)
+                if hourly * factor * Double(duration) / 3_600_000 > limit { task.blocked = .costLimit }
+            }
+            if task.blocked == nil, record.spec.offPeak, let next = options.costs.nextOffPeak(after: now), next > now {
+                task.notBefore = next
+            }
+            return task
+        }
+    }
+
+    private func activeTasks(now: Timestamp) -> [ActiveTask] {
+        tasks.values.filter(\.state.isActive).map { record in
+            let memory = record.spec.gpuMemory == 0 ? 0 : max(record.spec.gpuMemory, observed[record.id]?.values.max() ?? 0)
+            let planned = plannedDurations[record.id] ?? predict(record.spec).0
+            return ActiveTask(id: record.id, gpus: record.gpuIndices, gpuMemory: memory,
+                              expectedEnd: ActiveTask.expectedEnd(started: record.started ?? now, planned: planned, now: now,
+                                                                  paused: record.pausedTotal + (record.pausedAt.map { now - $0 } ?? 0)))
+        }
+    }
+
+    private func schedule(now: Timestamp) {
+        let began = DispatchTime.now().uptimeNanoseconds
+        let planner = Planner(policy: policyScript.policy, gpus: gpus)
+        fairShare.decay(to: now)
+        let (ordered, priorities) = planner.order(planTasks(now: now), now: now, fairShare: fairShare)
+        var scorer = policyScript
+        var result = planner.pass(now: now, active: activeTasks(now: now), ordered: ordered, drained: drained, scorer: &scorer)
+        result.priorities = priorities
+        lastPassSeconds = Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9
+        passes += 1
+        lastPass = result
+        guard !result.placements.isEmpty else { return }
+        // "starting" reaches the disk before any process exists: a crash in between never starts one twice.
+        var starting: [TaskRecord] = []
+        for placement in result.placements {
+            guard var record = tasks[placement.task] else { continue }
+            record.state = .starting
+            record.gpuIndices = placement.gpus
+            record.gpuUUIDs = placement.gpus.map { index in gpus.first { $0.index == index }?.uuid ?? "" }
+            record.started = now
+            tasks[record.id] = record
+            starting.append(record)
+        }
+        do {
+            try database.saveTasks(starting.map(Self.row))
+        } catch {
+            logger.error("cannot save tasks before starting them; not starting", metadata: ["error": "\(error)"])
+            for record in starting {
+                var back = record
+                back.state = .queued
+                back.started = nil
+                tasks[record.id] = back
+            }
+            return
+        }
+        for var record in starting {
+            let (planned, _) = predict(record.spec)
+            do {
+                let started = try TaskProcess.spawn(record, logs: options.logs, gpuUUIDs: record.gpuUUIDs)
+                record.pid = started.pid
+                record.pidStartTicks = started.startTicks
+                record.state = .running
+                plannedDurations[record.id] = planned
+                fairShare.charge(record.spec.owner, gpuMilliseconds: Double(record.spec.gpus) * Double(planned), at: now)
+                logger.info("task started", metadata: ["task.id": "\(record.id)", "task.pid": "\(started.pid)",
+                                                       "task.gpus": "\(record.gpuUUIDs.joined(separator: ","))"])
+            } catch {
+                finish(&record, .failed, reason: "\(error)", at: now)
+            }
+            tasks[record.id] = record
+            dirty.insert(record.id)
+        }
+    }
+
+    private func flush() throws {
+        guard !dirty.isEmpty else { return }
+        let rows = dirty.compactMap { tasks[$0] }.map(Self.row)
+        try database.saveTasks(rows)
+        dirty.removeAll()
+        // Finished tasks older than the window leave memory (they stay in the database).
+        let cutoff = lastTick - options.keepFinished
+        tasks = tasks.filter { !($0.value.state.isFinished && ($0.value.ended ?? 0) < cutoff) }
+    }
+
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    static func row(_ record: TaskRecord) -> TaskRow {
+        let json = (try? encoder.encode(record)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return TaskRow(id: record.id, state: record.state.rawValue, owner: record.spec.owner, submitted: record.submitted,
+                       ended: record.ended, record: json)
+    }
+
+    // MARK: GPUs from the store
+
+    private func refreshInventory(now: Timestamp) {
+        func byGPU(_ name: String, _ matchers: [LabelMatcher] = []) -> [String: Double] {
+            var values: [String: Double] = [:]
+            for sample in store.instant(SeriesSelector(name: name, matchers), at: now) {
+                if let gpu = sample.labels["gpu"] { values[gpu, default: 0] += sample.value }
+            }
+            return values
+        }
+        let totals = store.instant(SeriesSelector(name: "gpu_memory_total_bytes"), at: now)
+        if !inventoryKnown {
+            inventoryKnown = !totals.isEmpty || !store.instant(SeriesSelector(name: "gpu_nvml_up"), at: now).isEmpty
+        }
+        guard inventoryKnown else { return }
+        let up = byGPU("gpu_up"), utilization = byGPU("gpu_utilization_ratio"), temperature = byGPU("gpu_temperature_celsius")
+        let power = byGPU("gpu_power_watts")
+        let clock = byGPU("gpu_clock_hertz", [try! LabelMatcher("clock", .equal, "sm")])
+        let clockMax = byGPU("gpu_clock_max_hertz", [try! LabelMatcher("clock", .equal, "sm")])
+        var errors: [String: Double] = [:]
+        for sample in store.evaluate(.increase, SeriesSelector(name: "gpu_xid_errors_total"), range: 3_600_000, at: now)
+            + store.evaluate(.increase, SeriesSelector(name: "gpu_ecc_errors_total", [try! LabelMatcher("type", .equal, "uncorrected"),
+                                                                                      try! LabelMatcher("scope", .equal, "volatile")]),
+                             range: 3_600_000, at: now) {
+            if let gpu = sample.labels["gpu"] { errors[gpu, default: 0] += sample.value }
+        }
+        // Memory of processes: ours (by process group) is observed usage, everyone else's is foreign.
+        var foreign: [String: Double] = [:]
+        var seen: [Int64: [Int: Int64]] = [:]
+        let groups = Dictionary(tasks.values.filter(\.state.isActive).compactMap { r in r.pid.map { ($0, r.id) } }, uniquingKeysWith: { a, _ in a })
+        for sample in store.instant(SeriesSelector(name: "gpu_process_memory_bytes"), at: now) {
+            guard let gpu = sample.labels["gpu"], let pid = sample.labels["pid"].flatMap({ Int32($0) }) else { continue }
+            let group = getpgid(pid)
+            if group > 0, let id = groups[group], let index = Int(gpu) {
+                seen[id, default: [:]][index, default: 0] += Int64(sample.value)
+            } else {
+                foreign[gpu, default: 0] += sample.value
+            }
+        }
+        observed = seen
+        gpus = totals.compactMap { sample -> GPUSlot? in
+            guard let key = sample.labels["gpu"], let index = Int(key) else { return nil }
+            var slot = GPUSlot(index: index, uuid: sample.labels["uuid"] ?? "", model: sample.labels["model"] ?? "", memoryTotal: Int64(sample.value))
+            slot.foreignMemory = Int64(foreign[key] ?? 0)
+            slot.utilization = utilization[key] ?? 0
+            slot.temperature = temperature[key] ?? 0
+            slot.powerWatts = power[key] ?? 0
+            slot.clockSM = (clock[key] ?? 0) / 1e6
+            slot.clockSMMax = (clockMax[key] ?? 0) / 1e6
+            slot.recentErrors = errors[key] ?? 0
+            slot.pricePerHour = options.costs.gpuHourRate(model: slot.model)
+            slot.healthy = (up[key] ?? 1) > 0
+            return slot
+        }.sorted { $0.index < $1.index }
+    }
+
+    // MARK: Views
+
+    public func task(_ id: Int64) throws -> TaskView {
+        try lock.withLock {
+            guard let record = try loadLocked(id) else { throw AllocatorError(.notFound, "no task \(id)") }
+            let forecast = record.state == .queued ? forecastLocked(now: clock.now()) : [:]
+            return view(record, now: clock.now(), forecast: forecast)
+        }
+    }
+
+    /// Every task in memory (unfinished and those ended within the window), newest first.
+    public func list(states: Set<TaskState>? = nil, limit: Int = 1000) -> [TaskView] {
+        lock.withLock {
+            let now = clock.now()
+            let selected = tasks.values.filter { states?.contains($0.state) ?? true }.sorted { $0.id > $1.id }.prefix(limit)
+            let forecast = selected.contains { $0.state == .queued } ? forecastLocked(now: now) : [:]
+            return selected.map { view($0, now: now, forecast: forecast) }
+        }
+    }
+
+    public func queue() -> QueueView {
+        lock.withLock {
+            let now = clock.now()
+            let forecast = forecastLocked(now: now)
+            let position = Dictionary(lastPass.order.enumerated().map { ($0.element, $0.offset) }, uniquingKeysWith: { a, _ in a })
+            let waiting = tasks.values.filter { $0.state == .queued }
+                .sorted { (position[$0.id] ?? Int.max, $0.id) < (position[$1.id] ?? Int.max, $1.id) }
+            let active = tasks.values.filter(\.state.isActive).sorted { $0.id < $1.id }
+            let policy = policyScript.policy
+            return QueueView(
+                drained: drained,
+                waiting: waiting.map { view($0, now: now, forecast: forecast) },
+                active: active.map { view($0, now: now, forecast: forecast) },
+                reservation: lastPass.reservation,
+                costPerHour: costPerHour(now: now),
+                currency: options.costs.currency,
+                policy: .init(file: policyScript.path, strategy: policy.strategy.rawValue, target: policy.target.rawValue,
+                              speed: policy.weights.speed, efficiency: policy.weights.efficiency, reliability: policy.weights.reliability,
+                              tasksPerGPU: policy.tasksPerGPU, customScore: policyScript.hasScore, error: policyScript.lastError),
+                gpus: gpus.map { gpu in
+                    let holders = active.filter { $0.gpuIndices.contains(gpu.index) }
+                    let reserved = holders.reduce(Int64(0)) { $0 + ($1.spec.gpuMemory == 0 ? gpu.memoryTotal - gpu.foreignMemory : $1.spec.gpuMemory) }
+                    return .init(index: gpu.index, uuid: gpu.uuid, model: gpu.model, memoryTotal: gpu.memoryTotal,
+                                 reserved: reserved, foreign: gpu.foreignMemory, tasks: holders.map(\.id))
+                },
+                lastPassSeconds: lastPassSeconds)
+        }
+    }
+
+    private func costPerHour(now: Timestamp) -> Double {
+        tasks.values.filter { $0.state == .running || $0.state == .paused }.reduce(0) {
+            $0 + options.costs.ratePerHour(shares: shares(of: $1), at: now)
+        }
+    }
+
+    private func forecastLocked(now: Timestamp) -> [Int64: (start: Timestamp, end: Timestamp)] {
+        guard !drained else { return [:] }
+        let planner = Planner(policy: policyScript.policy, gpus: gpus)
+        return planner.forecast(now: now, active: activeTasks(now: now), waiting: planTasks(now: now), fairShare: fairShare)
+    }
+
+    private func view(_ record: TaskRecord, now: Timestamp, forecast: [Int64: (start: Timestamp, end: Timestamp)]) -> TaskView {
+        let (duration, basis) = predict(record.spec)
+        var view = TaskView(record: record, now: now, predicted: duration, basis: basis)
+        if record.state == .queued {
+            view.reason = lastPass.reasons[record.id] ?? (drained ? .drained : nil)
+            view.priorityBreakdown = lastPass.priorities[record.id]
+            if let planned = forecast[record.id] {
+                view.estimatedStart = planned.start
+                view.estimatedEnd = planned.end
+            }
+        } else if record.state.isActive {
+            let planned = plannedDurations[record.id] ?? duration
+            view.estimatedEnd = ActiveTask.expectedEnd(started: record.started ?? now, planned: planned, now: now,
+                                                       paused: record.pausedTotal + (record.pausedAt.map { now - $0 } ?? 0))
+            view.costPerHour = options.costs.ratePerHour(shares: shares(of: record), at: now)
+            if record.state == .paused { view.note = "paused (SIGSTOP): its GPU memory stays reserved" }
+            if let termination = terminating[record.id] { view.note = "stopping: \(termination.reason)" }
+        }
+        return view
+    }
+
+    /// The task's stdout or stderr, the last `limit` bytes.
+    public func log(_ id: Int64, stream: String, limit: Int = 1 << 20) throws -> String {
+        guard stream == "stdout" || stream == "stderr" else { throw AllocatorError(.invalid, "stream must be stdout or stderr") }
+        _ = try task(id)
+        let path = (TaskProcess.folder(logs: options.logs, id: id) as NSString).appendingPathComponent(stream)
+        guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
+        defer { try? handle.close() }
+        let size = (try? handle.seekToEnd()) ?? 0
+        try? handle.seek(toOffset: size > UInt64(limit) ? size - UInt64(limit) : 0)
+        return String(decoding: (try? handle.readToEnd()) ?? Data(), as: UTF8.self)
+    }
+
+    // MARK: Metrics
+
+    private func describeMetrics() {
+        store.describe("vigil_allocator_tasks", kind: .gauge, help: "Tasks by state (queued, running, paused…).")
+        store.describe("vigil_allocator_waiting_tasks", kind: .gauge, help: "Queued tasks by the reason they wait.")
+        store.describe("vigil_allocator_oldest_wait_seconds", kind: .gauge, help: "How long the oldest queued task has waited.")
+        store.describe("vigil_allocator_reserved_gpu_memory_bytes", kind: .gauge, help: "GPU memory the ledger has promised to tasks, per GPU.")
+        store.describe("vigil_allocator_foreign_gpu_memory_bytes", kind: .gauge, help: "GPU memory used by processes Vigil did not start, per GPU.")
+        store.describe("vigil_allocator_gpu_tasks", kind: .gauge, help: "Tasks holding the GPU.")
+        store.describe("vigil_allocator_cost_per_hour", kind: .gauge, help: "What the running and paused tasks cost per hour now.")
+        store.describe("vigil_allocator_owner_cost", kind: .gauge, help: "Cost of the owner's tasks that ran in the last 30 days, running ones included.")
+        store.describe("vigil_allocator_pass_seconds", kind: .gauge, help: "Duration of the last scheduling pass, Lua included.")
+        store.describe("vigil_allocator_passes_total", kind: .counter, help: "Scheduling passes.")
+        store.describe("vigil_allocator_drained", kind: .gauge, help: "1 while drained (nothing new starts).")
+        store.describe("vigil_allocator_policy_ok", kind: .gauge, help: "1 when the policy script loaded and its last score call worked.")
+    }
+
+    private func publish(now: Timestamp) {
+        func put(_ name: String, _ labels: [String: String], _ value: Double) {
+            _ = store.append(Labels(name: name, labels), now, value)
+        }
+        func put(_ name: String, _ value: Double) { put(name, [:], value) }
+        var states: [TaskState: Int] = [:]
+        for record in tasks.values { states[record.state, default: 0] += 1 }
+        for state in TaskState.allCases where !state.isFinished || states[state] != nil {
+            put("vigil_allocator_tasks", ["state": state.rawValue], Double(states[state] ?? 0))
+        }
+        var reasons: [WaitReason: Int] = [:]
+        for (id, reason) in lastPass.reasons where tasks[id]?.state == .queued { reasons[reason, default: 0] += 1 }
+        for reason in [WaitReason.priority, .resources, .dependency, .beginTime, .batchWindow, .costLimit, .drained] {
+            put("vigil_allocator_waiting_tasks", ["reason": reason.rawValue], Double(reasons[reason] ?? 0))
+        }
+        let oldest = tasks.values.filter { $0.state == .queued }.map(\.submitted).min()
+        put("vigil_allocator_oldest_wait_seconds", Double(oldest.map { now - $0 } ?? 0) / 1000)
+        let ledger = Planner(policy: policyScript.policy, gpus: gpus).ledger(active: activeTasks(now: now))
+        for (i, gpu) in gpus.enumerated() {
+            let labels = ["gpu": String(gpu.index), "uuid": gpu.uuid]
+            put("vigil_allocator_reserved_gpu_memory_bytes", labels, Double(ledger.reserved[i]))
+            put("vigil_allocator_foreign_gpu_memory_bytes", labels, Double(gpu.foreignMemory))
+            put("vigil_allocator_gpu_tasks", labels, Double(ledger.tasks[i]))
+        }
+        put("vigil_allocator_cost_per_hour", costPerHour(now: now))
+        var owners: [String: Double] = [:]
+        for record in tasks.values where record.started != nil { owners[record.spec.owner, default: 0] += record.cost }
+        for (owner, cost) in owners { put("vigil_allocator_owner_cost", ["owner": owner], cost) }
+        put("vigil_allocator_pass_seconds", lastPassSeconds)
+        put("vigil_allocator_passes_total", Double(passes))
+        put("vigil_allocator_drained", drained ? 1 : 0)
+        put("vigil_allocator_policy_ok", policyScript.lastError == nil ? 1 : 0)
+    }
+}
+
+/// A task as the API and the CLI show it.
+public struct TaskView: Codable, Sendable {
+    public var record: TaskRecord
+    /// Slurm-style pending reason, for queued tasks.
+    public var reason: WaitReason?
+    public var priorityBreakdown: PriorityBreakdown?
+    public var predictedDuration: Int64
+    public var predictionBasis: DurationHistory.Basis
+    public var estimatedStart: Timestamp?
+    public var estimatedEnd: Timestamp?
+    public var costPerHour: Double?
+    public var runTime: Int64
+    public var note: String?
+
+    init(record: TaskRecord, now: Timestamp, predicted: Int64, basis: DurationHistory.Basis) {
+        self.record = record
+        predictedDuration = predicted
+        predictionBasis = basis
+        runTime = record.runTime(at: now)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case record = "task", reason, priorityBreakdown = "priority_breakdown", predictedDuration = "predicted_duration_ms"
+        case predictionBasis = "prediction_basis", estimatedStart = "estimated_start", estimatedEnd = "estimated_end"
+        case costPerHour = "cost_per_hour", runTime = "run_time_ms", note
+    }
+}
+
+public struct QueueView: Codable, Sendable {
+    public struct PolicyView: Codable, Sendable {
+        public var file: String
+        public var strategy: String
+        public var target: String
+        public var speed: Double
+        public var efficiency: Double
+        public var reliability: Double
+        public var tasksPerGPU: Int
+        public var customScore: Bool
+        public var error: String?
+
+        enum CodingKeys: String, CodingKey {
+            case file, strategy, target, speed, efficiency, reliability, tasksPerGPU = "tasks_per_gpu", customScore = "custom_score", error
+        }
+    }
+
+    public struct GPUView: Codable, Sendable {
+        public var index: Int
+        public var uuid: String
+        public var model: String
+        public var memoryTotal: Int64
+        public var reserved: Int64
+        public var foreign: Int64
+        public var tasks: [Int64]
+
+        enum CodingKeys: String, CodingKey {
+            case index, uuid, model, memoryTotal = "memory_total", reserved, foreign, tasks
+        }
+    }
+
+    public var drained: Bool
+    public var waiting: [TaskView]
+    public var active: [TaskView]
+    public var reservation: Reservation?
+    public var costPerHour: Double
+    public var currency: String
+    public var policy: PolicyView
+    public var gpus: [GPUView]
+    public var lastPassSeconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case drained, waiting, active, reservation, costPerHour = "cost_per_hour", currency, policy, gpus, lastPassSeconds = "last_pass_seconds"
+    }
+}
+

@@ -1,0 +1,28 @@
+import Logging
+import ServiceLifecycle
+import VigilCore
+
+/// Runs `Allocator.tick()` every `interval` once `startAfter` has returned (the first round of the
+/// collectors, so GPUs are known before anything is placed). Tasks keep running when the daemon stops;
+/// the next start re-adopts them.
+public struct AllocatorService: Service {
+    public let allocator: Allocator
+    let interval: Int64
+    let startAfter: @Sendable () async -> Void
+
+    public init(allocator: Allocator, interval: Int64, startAfter: @escaping @Sendable () async -> Void = {}) {
+        self.allocator = allocator
+        self.interval = interval
+        self.startAfter = startAfter
+    }
+
+    public func run() async throws {
+        await startAfter()
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                allocator.tick()
+                try? await Task.sleep(for: .milliseconds(interval))
+            }
+        }
+    }
+}
