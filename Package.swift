@@ -149,7 +149,7 @@ let package = Package(
         .executableTarget(
             name: "vigil-benchmarks",
             dependencies: [
-                "VigilCore", "VigilStore", "VigilLua", "VigilRules", "VigilCollectors",
+                "VigilCore", "VigilStore", "VigilLua", "VigilRules", "VigilCollectors", "VigilAllocator", "VigilState",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/VigilBenchmarks",

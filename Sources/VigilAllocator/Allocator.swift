@@ -36,6 +36,9 @@ public final class Allocator: @unchecked Sendable {
     }
 
     private let lock = NSLock()
+    /// Ids given to submits whose rows are not yet committed.
+    private var pendingIDs: Set<Int64> = []
+    private lazy var writer = SubmitWriter(database: database, logger: logger)
     private let database: StateDatabase
     private let store: MetricStore
     private let clock: any WallClock
@@ -54,11 +57,33 @@ public final class Allocator: @unchecked Sendable {
     private var drained = false
     private var nextID: Int64
     private var lastTick: Timestamp
-    private var lastPass = PassResult()
+    private var lastPass = PassResult() { didSet { positionsCache = nil } }
+    private var positionsCache: [Int64: Int]?
+    /// Where each waiting task stood in the last pass (built when a view needs it, not on every pass).
+    private var passPositions: [Int64: Int] {
+        if let positionsCache { return positionsCache }
+        let positions = Dictionary(lastPass.order.enumerated().map { ($0.element, $0.offset) }, uniquingKeysWith: { a, _ in a })
+        positionsCache = positions
+        return positions
+    }
     private var terminating: [Int64: Termination] = [:]
     private var dirty: Set<Int64> = []
     private var passes = 0
     private var lastPassSeconds = 0.0
+    /// Ids of active and of queued tasks, rebuilt once per tick (and after placements) so the loops of a
+    /// tick do not walk every task kept.
+    private var activeIDs: [Int64] = []
+    private var queuedIDs: [Int64] = []
+
+    private func reindex() {
+        activeIDs.removeAll(keepingCapacity: true)
+        queuedIDs.removeAll(keepingCapacity: true)
+        for index in tasks.values.indices {
+            let state = tasks.values[index].state
+            if state.isActive { activeIDs.append(tasks.keys[index]) } else if state == .queued { queuedIDs.append(tasks.keys[index]) }
+        }
+    }
+
     /// Planned durations of tasks started (the planner's view of when they end).
     private var plannedDurations: [Int64: Int64] = [:]
 
@@ -84,6 +109,7 @@ public final class Allocator: @unchecked Sendable {
         nextID = try database.maxTaskID() + 1
         drained = try database.setting("allocator.drained") == "true"
         try recover(now: now)
+        reindex()
         describeMetrics()
     }
 
@@ -132,22 +158,59 @@ public final class Allocator: @unchecked Sendable {
 
     // MARK: Requests
 
-    public func submit(_ spec: TaskSpec) throws -> TaskRecord {
-        try validate(spec)
-        return try lock.withLock {
-            if inventoryKnown, let reason = Ledger.neverFits(gpus: spec.gpus, memory: spec.gpuMemory, on: gpus) {
-                throw AllocatorError(.invalid, "this task can never run here: it \(reason)")
+    /// Queues a task. It is on disk before this returns.
+    public func submit(_ spec: TaskSpec) async throws -> TaskRecord {
+        try await submit([spec])[0]
+    }
+
+    /// Queues several tasks at once (a job array): all are checked first, and none is queued unless all pass.
+    /// Rows are written by one writer thread that commits everything waiting in one transaction (group
+    /// commit): callers wait without holding a thread, so concurrent submits share commits.
+    public func submit(_ specs: [TaskSpec]) async throws -> [TaskRecord] {
+        let records = try admit(specs)
+        let rows = records.map(Self.row)
+        do {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                writer.enqueue(rows, continuation)
             }
-            for dependency in spec.after where tasks[dependency.task] == nil {
-                guard try database.task(id: dependency.task) != nil else {
-                    throw AllocatorError(.invalid, "it depends on task \(dependency.task), which does not exist")
+        } catch {
+            lock.withLock { for record in records { pendingIDs.remove(record.id) } }
+            throw error
+        }
+        lock.withLock {
+            for record in records {
+                pendingIDs.remove(record.id)
+                tasks[record.id] = record
+            }
+        }
+        return records
+    }
+
+    /// Checks the tasks and gives them ids.
+    private func admit(_ specs: [TaskSpec]) throws -> [TaskRecord] {
+        for (index, spec) in specs.enumerated() {
+            do { try validate(spec) } catch let error as AllocatorError where specs.count > 1 {
+                throw AllocatorError(error.kind, "task \(index + 1) of \(specs.count): \(error.description)")
+            }
+        }
+        return try lock.withLock {
+            let now = clock.now()
+            for (index, spec) in specs.enumerated() {
+                let prefix = specs.count > 1 ? "task \(index + 1) of \(specs.count): " : ""
+                if inventoryKnown, let reason = Ledger.neverFits(gpus: spec.gpus, memory: spec.gpuMemory, on: gpus) {
+                    throw AllocatorError(.invalid, "\(prefix)this task can never run here: it \(reason)")
+                }
+                for dependency in spec.after where tasks[dependency.task] == nil && !pendingIDs.contains(dependency.task) {
+                    guard try database.task(id: dependency.task) != nil else {
+                        throw AllocatorError(.invalid, "\(prefix)it depends on task \(dependency.task), which does not exist")
+                    }
                 }
             }
-            let record = TaskRecord(id: nextID, spec: spec, submitted: clock.now())
-            try database.saveTasks([Self.row(record)])
-            nextID += 1
-            tasks[record.id] = record
-            return record
+            return specs.map { spec in
+                defer { nextID += 1 }
+                pendingIDs.insert(nextID)
+                return TaskRecord(id: nextID, spec: spec, submitted: now)
+            }
         }
     }
 
@@ -290,6 +353,7 @@ public final class Allocator: @unchecked Sendable {
             let now = clock.now()
             let elapsed = max(0, now - lastTick)
             lastTick = now
+            reindex()
             refreshInventory(now: now)
             if policyScript.reloadIfChanged() { fairShare.halfLife = max(1, policyScript.policy.fairShareHalfLife) }
             watchProcesses(now: now)
@@ -297,6 +361,7 @@ public final class Allocator: @unchecked Sendable {
             enforceLimits(now: now)
             resolveDependencies(now: now)
             schedule(now: now)
+            reindex()
             do { try flush() } catch {
                 logger.error("cannot save tasks; will retry", metadata: ["error": "\(error)"])
             }
@@ -305,8 +370,8 @@ public final class Allocator: @unchecked Sendable {
     }
 
     private func watchProcesses(now: Timestamp) {
-        for (id, record) in tasks where record.state.isActive {
-            guard let pid = record.pid else { continue }
+        for id in activeIDs {
+            guard let record = tasks[id], record.state.isActive, let pid = record.pid else { continue }
             if let outcome = TaskProcess.reap(pid) {
                 ended(id, status: outcome.status, signal: outcome.signal, now: now)
             } else if !TaskProcess.isAlive(pid, startTicks: record.pidStartTicks) {
@@ -322,7 +387,8 @@ public final class Allocator: @unchecked Sendable {
     private func charge(elapsed: Int64, now: Timestamp) {
         guard elapsed > 0 else { return }
         let hours = Double(elapsed) / 3_600_000
-        for (id, record) in tasks where record.state == .running || record.state == .paused {
+        for id in activeIDs {
+            guard let record = tasks[id], record.state == .running || record.state == .paused else { continue }
             let shares = self.shares(of: record)
             var updated = record
             updated.cost += options.costs.ratePerHour(shares: shares, at: now) * hours
@@ -342,7 +408,8 @@ public final class Allocator: @unchecked Sendable {
     }
 
     private func enforceLimits(now: Timestamp) {
-        for (id, record) in tasks where record.state == .running || record.state == .paused {
+        for id in activeIDs {
+            guard let record = tasks[id], record.state == .running || record.state == .paused else { continue }
             var updated = record
             if let limit = record.spec.timeLimit, record.runTime(at: now) >= limit {
                 beginTermination(&updated, state: .stopped, reason: "time limit \(DurationParser.format(milliseconds: limit)) reached", at: now)
@@ -356,7 +423,8 @@ public final class Allocator: @unchecked Sendable {
 
     /// Queued tasks whose dependency ended the wrong way can never start (Slurm's kill_invalid_depend).
     private func resolveDependencies(now: Timestamp) {
-        for (id, record) in tasks where record.state == .queued && !record.spec.after.isEmpty {
+        for id in queuedIDs {
+            guard let record = tasks[id], record.state == .queued, !record.spec.after.isEmpty else { continue }
             for dependency in record.spec.after {
                 guard let other = tasks[dependency.task], other.state.isFinished else { continue }
                 if dependency.condition == .ok && other.state != .succeeded {
@@ -376,7 +444,7 @@ public final class Allocator: @unchecked Sendable {
     /// The planner's view of the waiting tasks.
     private func planTasks(now: Timestamp) -> [PlanTask] {
         let cheapest = gpus.map { options.costs.gpuHourRate(model: $0.model) }.min() ?? options.costs.defaultGPUHour
-        return tasks.values.filter { $0.state == .queued }.map { record in
+        return queuedIDs.compactMap { tasks[$0] }.filter { $0.state == .queued }.map { record in
             let (duration, _) = predict(record.spec)
             var task = PlanTask(id: record.id, owner: record.spec.owner, submitted: record.submitted, gpus: record.spec.gpus,
                                 gpuMemory: record.spec.gpuMemory, priority: record.spec.priority.value, duration: duration)
@@ -399,7 +467,7 @@ public final class Allocator: @unchecked Sendable {
     }
 
     private func activeTasks(now: Timestamp) -> [ActiveTask] {
-        tasks.values.filter(\.state.isActive).map { record in
+        activeIDs.compactMap { tasks[$0] }.filter(\.state.isActive).map { record in
             let memory = record.spec.gpuMemory == 0 ? 0 : max(record.spec.gpuMemory, observed[record.id]?.values.max() ?? 0)
             let planned = plannedDurations[record.id] ?? predict(record.spec).0
             return ActiveTask(id: record.id, gpus: record.gpuIndices, gpuMemory: memory,
@@ -409,6 +477,13 @@ public final class Allocator: @unchecked Sendable {
     }
 
     private func schedule(now: Timestamp) {
+        if drained {
+            // Nothing starts: every queued task waits for the same reason, and no ordering is needed.
+            var result = PassResult()
+            for id in queuedIDs where tasks[id]?.state == .queued { result.reasons[id] = .drained }
+            lastPass = result
+            return
+        }
         let began = DispatchTime.now().uptimeNanoseconds
         let planner = Planner(policy: policyScript.policy, gpus: gpus)
         fairShare.decay(to: now)
@@ -472,13 +547,9 @@ public final class Allocator: @unchecked Sendable {
         tasks = tasks.filter { !($0.value.state.isFinished && ($0.value.ended ?? 0) < cutoff) }
     }
 
-    static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
-
     static func row(_ record: TaskRecord) -> TaskRow {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
         let json = (try? encoder.encode(record)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         return TaskRow(id: record.id, state: record.state.rawValue, owner: record.spec.owner, submitted: record.submitted,
                        ended: record.ended, record: json)
@@ -513,7 +584,7 @@ public final class Allocator: @unchecked Sendable {
         // Memory of processes: ours (by process group) is observed usage, everyone else's is foreign.
         var foreign: [String: Double] = [:]
         var seen: [Int64: [Int: Int64]] = [:]
-        let groups = Dictionary(tasks.values.filter(\.state.isActive).compactMap { r in r.pid.map { ($0, r.id) } }, uniquingKeysWith: { a, _ in a })
+        let groups = Dictionary(activeIDs.compactMap { tasks[$0] }.filter(\.state.isActive).compactMap { r in r.pid.map { ($0, r.id) } }, uniquingKeysWith: { a, _ in a })
         for sample in store.instant(SeriesSelector(name: "gpu_process_memory_bytes"), at: now) {
             guard let gpu = sample.labels["gpu"], let pid = sample.labels["pid"].flatMap({ Int32($0) }) else { continue }
             let group = getpgid(pid)
@@ -550,6 +621,11 @@ public final class Allocator: @unchecked Sendable {
         }
     }
 
+    /// The view of a task just submitted: no queue simulation (that is `task(_:)`), so submits stay cheap.
+    public func submitted(_ record: TaskRecord) -> TaskView {
+        lock.withLock { view(record, now: clock.now(), forecast: [:]) }
+    }
+
     /// Every task in memory (unfinished and those ended within the window), newest first.
     public func list(states: Set<TaskState>? = nil, limit: Int = 1000) -> [TaskView] {
         lock.withLock {
@@ -564,10 +640,10 @@ public final class Allocator: @unchecked Sendable {
         lock.withLock {
             let now = clock.now()
             let forecast = forecastLocked(now: now)
-            let position = Dictionary(lastPass.order.enumerated().map { ($0.element, $0.offset) }, uniquingKeysWith: { a, _ in a })
+            let position = passPositions
             let waiting = tasks.values.filter { $0.state == .queued }
                 .sorted { (position[$0.id] ?? Int.max, $0.id) < (position[$1.id] ?? Int.max, $1.id) }
-            let active = tasks.values.filter(\.state.isActive).sorted { $0.id < $1.id }
+            let active = activeIDs.compactMap { tasks[$0] }.filter(\.state.isActive).sorted { $0.id < $1.id }
             let policy = policyScript.policy
             return QueueView(
                 drained: drained,
@@ -590,13 +666,14 @@ public final class Allocator: @unchecked Sendable {
     }
 
     private func costPerHour(now: Timestamp) -> Double {
-        tasks.values.filter { $0.state == .running || $0.state == .paused }.reduce(0) {
+        activeIDs.compactMap { tasks[$0] }.filter { $0.state == .running || $0.state == .paused }.reduce(0) {
             $0 + options.costs.ratePerHour(shares: shares(of: $1), at: now)
         }
     }
 
     private func forecastLocked(now: Timestamp) -> [Int64: (start: Timestamp, end: Timestamp)] {
         guard !drained else { return [:] }
+        reindex()  // tasks submitted since the last tick are in the forecast too
         let planner = Planner(policy: policyScript.policy, gpus: gpus)
         return planner.forecast(now: now, active: activeTasks(now: now), waiting: planTasks(now: now), fairShare: fairShare)
     }
@@ -606,7 +683,9 @@ public final class Allocator: @unchecked Sendable {
         var view = TaskView(record: record, now: now, predicted: duration, basis: basis)
         if record.state == .queued {
             view.reason = lastPass.reasons[record.id] ?? (drained ? .drained : nil)
-            view.priorityBreakdown = lastPass.priorities[record.id]
+            if let position = passPositions[record.id], position < lastPass.priorities.count {
+                view.priorityBreakdown = lastPass.priorities[position]
+            }
             if let planned = forecast[record.id] {
                 view.estimatedStart = planned.start
                 view.estimatedEnd = planned.end
@@ -656,8 +735,16 @@ public final class Allocator: @unchecked Sendable {
             _ = store.append(Labels(name: name, labels), now, value)
         }
         func put(_ name: String, _ value: Double) { put(name, [:], value) }
+        // One walk over the tasks for the counts, the oldest wait and the cost by owner.
         var states: [TaskState: Int] = [:]
-        for record in tasks.values { states[record.state, default: 0] += 1 }
+        var oldest: Timestamp?
+        var owners: [String: Double] = [:]
+        for index in tasks.values.indices {
+            let state = tasks.values[index].state
+            states[state, default: 0] += 1
+            if state == .queued { oldest = min(oldest ?? .max, tasks.values[index].submitted) }
+            if tasks.values[index].started != nil { owners[tasks.values[index].spec.owner, default: 0] += tasks.values[index].cost }
+        }
         for state in TaskState.allCases where !state.isFinished || states[state] != nil {
             put("vigil_allocator_tasks", ["state": state.rawValue], Double(states[state] ?? 0))
         }
@@ -666,7 +753,6 @@ public final class Allocator: @unchecked Sendable {
         for reason in [WaitReason.priority, .resources, .dependency, .beginTime, .batchWindow, .costLimit, .drained] {
             put("vigil_allocator_waiting_tasks", ["reason": reason.rawValue], Double(reasons[reason] ?? 0))
         }
-        let oldest = tasks.values.filter { $0.state == .queued }.map(\.submitted).min()
         put("vigil_allocator_oldest_wait_seconds", Double(oldest.map { now - $0 } ?? 0) / 1000)
         let ledger = Planner(policy: policyScript.policy, gpus: gpus).ledger(active: activeTasks(now: now))
         for (i, gpu) in gpus.enumerated() {
@@ -676,13 +762,50 @@ public final class Allocator: @unchecked Sendable {
             put("vigil_allocator_gpu_tasks", labels, Double(ledger.tasks[i]))
         }
         put("vigil_allocator_cost_per_hour", costPerHour(now: now))
-        var owners: [String: Double] = [:]
-        for record in tasks.values where record.started != nil { owners[record.spec.owner, default: 0] += record.cost }
         for (owner, cost) in owners { put("vigil_allocator_owner_cost", ["owner": owner], cost) }
         put("vigil_allocator_pass_seconds", lastPassSeconds)
         put("vigil_allocator_passes_total", Double(passes))
         put("vigil_allocator_drained", drained ? 1 : 0)
         put("vigil_allocator_policy_ok", policyScript.lastError == nil ? 1 : 0)
+    }
+}
+
+/// Writes submitted tasks: one thread takes every row waiting and commits them in one transaction,
+/// then resumes their submitters.
+final class SubmitWriter: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var waiting: [([TaskRow], CheckedContinuation<Void, any Error>)] = []
+    private let database: StateDatabase
+
+    init(database: StateDatabase, logger: Logger) {
+        self.database = database
+        let thread = Thread { [weak self] in
+            while let self { self.drain() }
+        }
+        thread.name = "vigil-submit-writer"
+        thread.start()
+    }
+
+    func enqueue(_ rows: [TaskRow], _ continuation: CheckedContinuation<Void, any Error>) {
+        condition.withLock {
+            waiting.append((rows, continuation))
+            condition.signal()
+        }
+    }
+
+    private func drain() {
+        let batch: [([TaskRow], CheckedContinuation<Void, any Error>)] = condition.withLock {
+            while waiting.isEmpty { condition.wait() }
+            defer { waiting.removeAll(keepingCapacity: true) }
+            return waiting
+        }
+        do {
+            try database.saveTasks(batch.flatMap(\.0))
+            for (_, continuation) in batch { continuation.resume() }
+        } catch {
+            let failure = AllocatorError(.conflict, "cannot save the task: \(error)")
+            for (_, continuation) in batch { continuation.resume(throwing: failure) }
+        }
     }
 }
 

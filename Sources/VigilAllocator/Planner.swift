@@ -107,6 +107,13 @@ public struct Ledger: Sendable {
         return tasks[i] < tasksPerGPU && free(i) >= memory
     }
 
+    /// How many GPUs the share fits on, leaving out the positions in `excluded`.
+    public func fitCount(memory: Int64, excluding excluded: Set<Int> = []) -> Int {
+        var count = 0
+        for i in gpus.indices where fits(memory: memory, on: i) && !excluded.contains(i) { count += 1 }
+        return count
+    }
+
     /// Positions of GPUs the share fits on.
     public func candidates(memory: Int64) -> [Int] { gpus.indices.filter { fits(memory: memory, on: $0) } }
 
@@ -254,9 +261,12 @@ public struct PassResult: Sendable {
     public var reservation: Reservation?
     /// The waiting tasks in the order the pass considered them.
     public var order: [Int64] = []
-    public var priorities: [Int64: PriorityBreakdown] = [:]
+    /// Priorities of the tasks in `order`, by position.
+    public var priorities: [PriorityBreakdown] = []
     /// Pairs sent to the score function (0 when it was not called).
     public var scored = 0
+
+    public init() {}
 }
 
 /// The placement logic, free of processes, clocks and storage: the daemon and `vigil sim` run the same code.
@@ -278,11 +288,11 @@ public struct Planner: Sendable {
         return ledger
     }
 
-    public func priority(of task: PlanTask, now: Timestamp, fairShare: FairShare?, owners: Int) -> PriorityBreakdown {
+    /// Slurm's multifactor priority of `task`, given its owner's fair-share factor.
+    public func priority(of task: PlanTask, now: Timestamp, fairShare fair: Double) -> PriorityBreakdown {
         let w = policy.priorityWeights
         let classFactor = Double(task.priority) / 100
         let age = min(1, Double(max(0, now - task.submitted)) / Double(max(policy.maxAge, 1)))
-        let fair = fairShare?.factor(task.owner, owners: owners) ?? 1
         let gpuHours = Double(max(task.gpus, 1)) * Double(task.duration) / 3_600_000
         let size = 1 / (1 + gpuHours / max(policy.sizeScale, 1e-9))
         let parts = (w.priorityClass * classFactor, w.age * age, w.fairShare * fair, w.size * size)
@@ -290,31 +300,30 @@ public struct Planner: Sendable {
                                  total: parts.0 + parts.1 + parts.2 + parts.3)
     }
 
-    /// The waiting tasks in the order the strategy considers them, with their priorities.
-    public func order(_ waiting: [PlanTask], now: Timestamp, fairShare: FairShare?) -> ([PlanTask], [Int64: PriorityBreakdown]) {
-        let owners = Set(waiting.map(\.owner)).count
-        var priorities: [Int64: PriorityBreakdown] = [:]
+    /// The waiting tasks in the order the strategy considers them, with their priorities (by position in the result).
+    public func order(_ waiting: [PlanTask], now: Timestamp, fairShare: FairShare?) -> ([PlanTask], [PriorityBreakdown]) {
+        let owners = Set(waiting.map(\.owner))
+        // Each owner's fair-share factor once, not once per task.
+        var fair: [String: Double] = [:]
+        for owner in owners { fair[owner] = fairShare?.factor(owner, owners: owners.count) ?? 1 }
+        var priorities: [PriorityBreakdown] = []
         priorities.reserveCapacity(waiting.count)
-        for task in waiting { priorities[task.id] = priority(of: task, now: now, fairShare: fairShare, owners: owners) }
-        let fifo: (PlanTask, PlanTask) -> Bool = { ($0.submitted, $0.id) < ($1.submitted, $1.id) }
-        let ordered: [PlanTask]
-        switch policy.strategy {
-        case .immediate:
-            ordered = waiting.sorted(by: fifo)
-        case .batch:
+        // Sort keys computed once per task; the sort moves indices, not tasks.
+        var keys: [(primary: Double, submitted: Timestamp, id: Int64, index: Int)] = []
+        keys.reserveCapacity(waiting.count)
+        for (index, task) in waiting.enumerated() {
+            let breakdown = priority(of: task, now: now, fairShare: fair[task.owner] ?? 1)
+            priorities.append(breakdown)
+            let primary: Double = switch policy.strategy {
+            case .immediate: 0
             // First-fit decreasing inside the batch: the largest demand first packs GPUs tightest.
-            ordered = waiting.sorted {
-                let a = (Int64($0.gpus) << 40) + ($0.gpuMemory == 0 ? (1 << 39) : $0.gpuMemory >> 20)
-                let b = (Int64($1.gpus) << 40) + ($1.gpuMemory == 0 ? (1 << 39) : $1.gpuMemory >> 20)
-                return a != b ? a > b : fifo($0, $1)
+            case .batch: -(Double(task.gpus) * 1e6 + (task.gpuMemory == 0 ? 1e6 - 1 : Double(task.gpuMemory >> 20)))
+            case .priority: -breakdown.total
             }
-        case .priority:
-            ordered = waiting.sorted {
-                let (a, b) = (priorities[$0.id]!.total, priorities[$1.id]!.total)
-                return a != b ? a > b : fifo($0, $1)
-            }
+            keys.append((primary, task.submitted, task.id, index))
         }
-        return (ordered, priorities)
+        keys.sort { ($0.primary, $0.submitted, $0.id) < ($1.primary, $1.submitted, $1.id) }
+        return (keys.map { waiting[$0.index] }, keys.map { priorities[$0.index] })
     }
 
     /// When the batch holding a task submitted at `submitted` closes.
@@ -329,6 +338,7 @@ public struct Planner: Sendable {
                      scorer: inout some PlacementScorer) -> PassResult {
         var result = PassResult()
         result.order = ordered.map(\.id)
+        result.reasons.reserveCapacity(ordered.count)
         var ledger = ledger(active: active)
         if drained {
             for task in ordered { result.reasons[task.id] = task.blocked ?? .drained }
@@ -388,19 +398,17 @@ public struct Planner: Sendable {
                 result.reasons[task.id] = .priority
                 continue
             }
-            var candidates = ledger.candidates(memory: task.gpuMemory)
-            if let reservation, now + task.duration > reservation.start {
-                // Backfill: it would still run when the head's reservation begins; keep off those GPUs.
-                candidates.removeAll { reservedPositions.contains($0) }
-            }
-            if task.gpus == 0 || candidates.count >= task.gpus, let chosen = task.gpus == 0 ? [] : choose(task, among: candidates) {
+            // Backfill: a task that would still run when the head's reservation begins keeps off those GPUs.
+            let avoid = reservation.map { now + task.duration > $0.start } ?? false ? reservedPositions : []
+            if task.gpus == 0 || ledger.fitCount(memory: task.gpuMemory, excluding: avoid) >= task.gpus,
+               let chosen = task.gpus == 0 ? [] : choose(task, among: ledger.candidates(memory: task.gpuMemory).filter { !avoid.contains($0) }) {
                 ledger.place(memory: task.gpuMemory, on: chosen)
                 let indices = chosen.map { gpus[$0].index }
                 result.placements.append(Placement(task: task.id, gpus: indices))
                 running.append(ActiveTask(id: task.id, gpus: indices, gpuMemory: task.gpuMemory, expectedEnd: now + task.duration))
                 continue
             }
-            let fitsIgnoringReservation = ledger.candidates(memory: task.gpuMemory).count >= task.gpus
+            let fitsIgnoringReservation = ledger.fitCount(memory: task.gpuMemory) >= task.gpus
             if reservation == nil {
                 if !policy.backfill {
                     // Strict order: nothing behind the head starts before it.

@@ -17,14 +17,19 @@ public struct DurationHistory: Sendable {
         list.append(duration)
         if list.count > keep { list.removeFirst(list.count - keep) }
         runs[key] = list
+        medians[key] = Self.median(list)
         recent.append(duration)
         if recent.count > keep * 5 { recent.removeFirst(recent.count - keep * 5) }
+        hostMedian = Self.median(recent)
     }
 
     /// Median of the host's recent runs of any kind.
-    public var hostMedian: Int64? { Self.median(recent) }
+    public private(set) var hostMedian: Int64?
 
-    public func median(_ key: String) -> Int64? { runs[key].flatMap(Self.median) }
+    /// Medians by key, kept up to date by `record` (predictions run for every queued task on every pass).
+    private var medians: [String: Int64] = [:]
+
+    public func median(_ key: String) -> Int64? { medians[key] }
 
     static func median(_ list: [Int64]) -> Int64? {
         guard !list.isEmpty else { return nil }

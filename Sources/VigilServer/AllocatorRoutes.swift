@@ -12,9 +12,17 @@ enum AllocatorRoutes {
     static func add(to router: Router<BasicRequestContext>, allocator: Allocator) {
         router.post("/api/v1/tasks") { request, context -> Response in
             try await answer {
-                let spec: TaskSpec = try await decode(request, context: context)
-                let record = try allocator.submit(spec)
-                return (.created, try allocator.task(record.id))
+                // One task (an object) or a job array (an array of them, queued all or none).
+                let body: OneOrMany<TaskSpec> = try await decode(request, context: context)
+                // The reply is the new id (or ids): `GET /api/v1/tasks/ID` has the rest.
+                switch body {
+                case .one(let spec):
+                    let record = try await allocator.submit(spec)
+                    return (.created, Submitted(id: record.id, state: record.state, submitted: record.submitted))
+                case .many(let specs):
+                    guard !specs.isEmpty else { throw AllocatorError(.invalid, "the array of tasks is empty") }
+                    return (.created, SubmittedMany(ids: try await allocator.submit(specs).map(\.id)))
+                }
             }
         }
         router.get("/api/v1/tasks") { request, _ -> Response in
@@ -72,6 +80,21 @@ enum AllocatorRoutes {
     }
 
     struct TasksReply: Encodable { var tasks: [TaskView] }
+    struct Submitted: Codable { var id: Int64; var state: TaskState; var submitted: Int64 }
+    struct SubmittedMany: Codable { var ids: [Int64] }
+
+    enum OneOrMany<T: Decodable>: Decodable {
+        case one(T)
+        case many([T])
+
+        init(from decoder: any Decoder) throws {
+            if (try? decoder.unkeyedContainer()) != nil {
+                self = .many(try [T](from: decoder))
+            } else {
+                self = .one(try T(from: decoder))
+            }
+        }
+    }
     struct DrainReply: Encodable { var drained: Bool }
     struct PriorityBody: Decodable { var priority: TaskPriority }
     struct ErrorReply: Encodable { var error: String }

@@ -104,7 +104,14 @@ public final class StateDatabase: Sendable {
     public func saveTasks(_ tasks: [TaskRow]) throws {
         guard !tasks.isEmpty else { return }
         try pool.write { db in
-            for task in tasks { try task.save(db) }
+            let statement = try db.cachedStatement(sql: """
+                INSERT INTO task (id, state, owner, submitted, ended, record) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET state = excluded.state, owner = excluded.owner, submitted = excluded.submitted,
+                ended = excluded.ended, record = excluded.record
+                """)
+            for task in tasks {
+                try statement.execute(arguments: [task.id, task.state, task.owner, task.submitted, task.ended, task.record])
+            }
         }
     }
 

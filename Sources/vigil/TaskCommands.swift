@@ -84,9 +84,13 @@ struct SubmitCommand: AsyncParsableCommand {
         spec.offPeak = offPeak
         try await reportingRefusal {
             let data = try await daemon.send("POST", "/api/v1/tasks", body: spec, configuration)
-            if json { print(String(decoding: data, as: UTF8.self)); return }
-            let view = try taskDecoder.decode(TaskView.self, from: data)
-            print(view.record.id)
+            struct Submitted: Decodable { var id: Int64 }
+            let id = try taskDecoder.decode(Submitted.self, from: data).id
+            if json {
+                print(String(decoding: try await daemon.send("GET", "/api/v1/tasks/\(id)", configuration), as: UTF8.self))
+            } else {
+                print(id)
+            }
         }
     }
 }
