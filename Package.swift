@@ -155,6 +155,17 @@ let package = Package(
             path: "Sources/VigilBenchmarks",
             swiftSettings: swiftSettings
         ),
+        // The test kit: the fake NVML library copied per test with its scenario, shared by test targets.
+        .target(
+            name: "VigilTesting",
+            dependencies: ["VigilCore", "VigilCollectors", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "VigilAllocatorTests",
+            dependencies: ["VigilAllocator", "VigilTesting", "VigilCollectors", "VigilStore", "VigilState", "VigilCore", "VigilLua"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore"], swiftSettings: swiftSettings),
         .testTarget(name: "VigilBenchTests", dependencies: ["VigilBench", "VigilState", "VigilCollectors"], swiftSettings: swiftSettings),
         .testTarget(name: "VigilStoreTests", dependencies: ["VigilStore", "VigilCore"], swiftSettings: swiftSettings),
@@ -171,7 +182,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VigilCollectorsTests",
-            dependencies: ["VigilCollectors", "VigilStore", "VigilCore", "VigilLua"],
+            dependencies: ["VigilCollectors", "VigilStore", "VigilCore", "VigilLua", "VigilTesting"],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),

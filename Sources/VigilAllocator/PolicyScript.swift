@@ -221,22 +221,24 @@ public final class PolicyScript: PlacementScorer {
                 }
                 policy.target = target
             case "weights":
-                for (k, v) in value.tableValue ?? [:] {
+                guard let table = value.tableValue else { throw PolicyError("\(file): vigil.policy: weights must be a table") }
+                for (k, v) in table {
                     switch k.stringValue {
                     case "speed": policy.weights.speed = try number("weights.speed", v)
                     case "efficiency": policy.weights.efficiency = try number("weights.efficiency", v)
                     case "reliability": policy.weights.reliability = try number("weights.reliability", v)
-                    default: throw PolicyError("\(file): vigil.policy: unknown weight \(k) (known: speed, efficiency, reliability)")
+                    default: throw PolicyError("\(file): vigil.policy: unknown weight \(k.stringValue ?? "\(k)") (known: speed, efficiency, reliability)")
                     }
                 }
             case "priority":
-                for (k, v) in value.tableValue ?? [:] {
+                guard let table = value.tableValue else { throw PolicyError("\(file): vigil.policy: priority must be a table of weights") }
+                for (k, v) in table {
                     switch k.stringValue {
                     case "class": policy.priorityWeights.priorityClass = try number("priority.class", v)
                     case "age": policy.priorityWeights.age = try number("priority.age", v)
                     case "fair_share": policy.priorityWeights.fairShare = try number("priority.fair_share", v)
                     case "size": policy.priorityWeights.size = try number("priority.size", v)
-                    default: throw PolicyError("\(file): vigil.policy: unknown priority weight \(k) (known: class, age, fair_share, size)")
+                    default: throw PolicyError("\(file): vigil.policy: unknown priority weight \(k.stringValue ?? "\(k)") (known: class, age, fair_share, size)")
                     }
                 }
             case "tasks_per_gpu": policy.tasksPerGPU = Int(try number(name, value, min: 1))

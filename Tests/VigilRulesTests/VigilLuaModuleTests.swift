@@ -126,7 +126,7 @@ struct VigilLuaModuleTests {
         await scheduler.collectOnce(at: now - 2000)
         await scheduler.collectOnce(at: now - 1000)
         let lua = try state(store, clock)
-        for block in blocks where block.contains("return") && !block.contains("{ { name =") && !block.contains("vigil.alert") {
+        for block in blocks where block.contains("return") && !block.contains("{ { name =") && !block.contains("vigil.alert") && !block.contains("vigil.policy") {
             do {
                 let result = try lua.run(block, chunkName: "README.md")
                 #expect(!result.isEmpty, "example returned nothing:\n\(block)")

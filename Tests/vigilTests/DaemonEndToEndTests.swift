@@ -164,7 +164,9 @@ struct DaemonEndToEndTests {
         defer { if process.isRunning { process.terminate() } }
         var metrics = ""
         for _ in 0..<100 {
-            if let (status, _, body) = await get("http://127.0.0.1:\(port)/metrics"), status == 200, body.contains("gpu_process_memory_bytes{") {
+            // A scrape may land while a collection round is being written: wait for a whole one.
+            if let (status, _, body) = await get("http://127.0.0.1:\(port)/metrics"), status == 200, body.contains("gpu_process_memory_bytes{"),
+               body.split(separator: "\n").filter({ $0.hasPrefix("gpu_up{") }).count == 8, body.contains("gpu_mig_memory_total_bytes{") {
                 metrics = body
                 break
             }

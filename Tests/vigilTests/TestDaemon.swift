@@ -10,6 +10,8 @@ final class TestDaemon {
     let root: URL
     let port = E2E.freePort()
     var process: Process?
+    /// Added to the daemon's environment (by default it finds no NVIDIA library).
+    var environment: [String: String] = ["VIGIL_NVML_LIBRARY": "/nonexistent/libnvidia-ml.so.1"]
 
     init(config: String, rules: [String: String]) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-e2e-daemon-\(UUID().uuidString)")
@@ -36,7 +38,7 @@ final class TestDaemon {
         process.currentDirectoryURL = root
         process.executableURL = try E2E.vigil()
         process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--config", configPath]
-        process.environment = E2E.environment(["VIGIL_NVML_LIBRARY": "/nonexistent/libnvidia-ml.so.1"])
+        process.environment = E2E.environment(environment)
         process.standardError = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         try process.run()
@@ -53,6 +55,18 @@ final class TestDaemon {
         guard let process, process.isRunning else { return }
         process.terminate()
         process.waitUntilExit()
+    }
+
+    /// kill -9: no shutdown at all.
+    func crash() {
+        guard let process, process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// Runs `vigil ARGS --url BASE` against this daemon.
+    func cli(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
+        try await E2E.run(arguments, environment: ["VIGIL_URL": base], directory: root)
     }
 
     /// Polls `path` until `condition` holds on its JSON (or 15 s pass); returns the last reply.
