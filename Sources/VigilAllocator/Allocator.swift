@@ -480,7 +480,8 @@ public final class Allocator: @unchecked Sendable {
         if drained {
             // Nothing starts: every queued task waits for the same reason, and no ordering is needed.
             var result = PassResult()
-            for id in queuedIDs where tasks[id]?.state == .queued { result.reasons[id] = .drained }
+            result.order = queuedIDs.filter { tasks[$0]?.state == .queued }
+            result.waits = Array(repeating: .drained, count: result.order.count)
             lastPass = result
             return
         }
@@ -682,7 +683,7 @@ public final class Allocator: @unchecked Sendable {
         let (duration, basis) = predict(record.spec)
         var view = TaskView(record: record, now: now, predicted: duration, basis: basis)
         if record.state == .queued {
-            view.reason = lastPass.reasons[record.id] ?? (drained ? .drained : nil)
+            view.reason = passPositions[record.id].flatMap { lastPass.waits[$0] } ?? (drained ? .drained : nil)
             if let position = passPositions[record.id], position < lastPass.priorities.count {
                 view.priorityBreakdown = lastPass.priorities[position]
             }
@@ -749,7 +750,9 @@ public final class Allocator: @unchecked Sendable {
             put("vigil_allocator_tasks", ["state": state.rawValue], Double(states[state] ?? 0))
         }
         var reasons: [WaitReason: Int] = [:]
-        for (id, reason) in lastPass.reasons where tasks[id]?.state == .queued { reasons[reason, default: 0] += 1 }
+        for (id, reason) in zip(lastPass.order, lastPass.waits) where reason != nil && tasks[id]?.state == .queued {
+            reasons[reason!, default: 0] += 1
+        }
         for reason in [WaitReason.priority, .resources, .dependency, .beginTime, .batchWindow, .costLimit, .drained] {
             put("vigil_allocator_waiting_tasks", ["reason": reason.rawValue], Double(reasons[reason] ?? 0))
         }

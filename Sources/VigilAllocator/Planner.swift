@@ -107,10 +107,10 @@ public struct Ledger: Sendable {
         return tasks[i] < tasksPerGPU && free(i) >= memory
     }
 
-    /// How many GPUs the share fits on, leaving out the positions in `excluded`.
-    public func fitCount(memory: Int64, excluding excluded: Set<Int> = []) -> Int {
+    /// How many GPUs the share fits on, leaving out the positions marked in `excluded` (when given).
+    public func fitCount(memory: Int64, excluding excluded: [Bool]? = nil) -> Int {
         var count = 0
-        for i in gpus.indices where fits(memory: memory, on: i) && !excluded.contains(i) { count += 1 }
+        for i in gpus.indices where fits(memory: memory, on: i) && !(excluded?[i] ?? false) { count += 1 }
         return count
     }
 
@@ -257,7 +257,14 @@ public protocol PlacementScorer {
 
 public struct PassResult: Sendable {
     public var placements: [Placement] = []
-    public var reasons: [Int64: WaitReason] = [:]
+    /// Why each task of `order` waits, by position (nil: it was placed).
+    public var waits: [WaitReason?] = []
+    /// The same by task id (built when asked).
+    public var reasons: [Int64: WaitReason] {
+        var reasons: [Int64: WaitReason] = [:]
+        for (id, reason) in zip(order, waits) { reasons[id] = reason }
+        return reasons
+    }
     public var reservation: Reservation?
     /// The waiting tasks in the order the pass considered them.
     public var order: [Int64] = []
@@ -302,17 +309,23 @@ public struct Planner: Sendable {
 
     /// The waiting tasks in the order the strategy considers them, with their priorities (by position in the result).
     public func order(_ waiting: [PlanTask], now: Timestamp, fairShare: FairShare?) -> ([PlanTask], [PriorityBreakdown]) {
-        let owners = Set(waiting.map(\.owner))
-        // Each owner's fair-share factor once, not once per task.
-        var fair: [String: Double] = [:]
-        for owner in owners { fair[owner] = fairShare?.factor(owner, owners: owners.count) ?? 1 }
+        // Owners numbered in one hash per task; each owner's fair-share factor computed once.
+        var ownerNumbers: [String: Int] = [:]
+        var owners: [String] = []
+        let numbers = waiting.map { task in
+            if let number = ownerNumbers[task.owner] { return number }
+            ownerNumbers[task.owner] = owners.count
+            owners.append(task.owner)
+            return owners.count - 1
+        }
+        let fair = owners.map { fairShare?.factor($0, owners: owners.count) ?? 1 }
         var priorities: [PriorityBreakdown] = []
         priorities.reserveCapacity(waiting.count)
         // Sort keys computed once per task; the sort moves indices, not tasks.
         var keys: [(primary: Double, submitted: Timestamp, id: Int64, index: Int)] = []
         keys.reserveCapacity(waiting.count)
         for (index, task) in waiting.enumerated() {
-            let breakdown = priority(of: task, now: now, fairShare: fair[task.owner] ?? 1)
+            let breakdown = priority(of: task, now: now, fairShare: fair[numbers[index]])
             priorities.append(breakdown)
             let primary: Double = switch policy.strategy {
             case .immediate: 0
@@ -338,10 +351,10 @@ public struct Planner: Sendable {
                      scorer: inout some PlacementScorer) -> PassResult {
         var result = PassResult()
         result.order = ordered.map(\.id)
-        result.reasons.reserveCapacity(ordered.count)
+        result.waits = Array(repeating: nil, count: ordered.count)
         var ledger = ledger(active: active)
         if drained {
-            for task in ordered { result.reasons[task.id] = task.blocked ?? .drained }
+            for (position, task) in ordered.enumerated() { result.waits[position] = task.blocked ?? .drained }
             return result
         }
         let context = BuiltinScore.Context(gpus: gpus)
@@ -386,42 +399,44 @@ public struct Planner: Sendable {
         }
 
         var reservation: Reservation?
-        var reservedPositions: Set<Int> = []
+        var reservedPositions = [Bool](repeating: false, count: gpus.count)
         var blockedHead = false
         var running = active
-        for task in ordered {
+        for (position, task) in ordered.enumerated() {
             if let reason = placeable(task) {
-                result.reasons[task.id] = reason
+                result.waits[position] = reason
                 continue
             }
             if blockedHead {
-                result.reasons[task.id] = .priority
+                result.waits[position] = .priority
                 continue
             }
             // Backfill: a task that would still run when the head's reservation begins keeps off those GPUs.
-            let avoid = reservation.map { now + task.duration > $0.start } ?? false ? reservedPositions : []
+            let avoid = reservation.map { now + task.duration > $0.start } ?? false ? reservedPositions : nil
             if task.gpus == 0 || ledger.fitCount(memory: task.gpuMemory, excluding: avoid) >= task.gpus,
-               let chosen = task.gpus == 0 ? [] : choose(task, among: ledger.candidates(memory: task.gpuMemory).filter { !avoid.contains($0) }) {
+               let chosen = task.gpus == 0 ? [] : choose(task, among: ledger.candidates(memory: task.gpuMemory).filter { !(avoid?[$0] ?? false) }) {
                 ledger.place(memory: task.gpuMemory, on: chosen)
                 let indices = chosen.map { gpus[$0].index }
                 result.placements.append(Placement(task: task.id, gpus: indices))
                 running.append(ActiveTask(id: task.id, gpus: indices, gpuMemory: task.gpuMemory, expectedEnd: now + task.duration))
                 continue
             }
-            let fitsIgnoringReservation = ledger.fitCount(memory: task.gpuMemory) >= task.gpus
+            let fitsIgnoringReservation = avoid != nil && ledger.fitCount(memory: task.gpuMemory) >= task.gpus
             if reservation == nil {
                 if !policy.backfill {
                     // Strict order: nothing behind the head starts before it.
-                    result.reasons[task.id] = .resources
+                    result.waits[position] = .resources
                     blockedHead = true
                     continue
                 }
                 reservation = reserve(task, ledger: ledger, running: running, now: now, context: context)
-                reservedPositions = Set(reservation?.gpus.compactMap { ledger.position(ofIndex: $0) } ?? [])
+                for index in reservation?.gpus ?? [] {
+                    if let position = ledger.position(ofIndex: index) { reservedPositions[position] = true }
+                }
                 result.reservation = reservation
-                result.reasons[task.id] = .resources
+                result.waits[position] = .resources
             } else {
-                result.reasons[task.id] = fitsIgnoringReservation ? .priority : .resources
+                result.waits[position] = fitsIgnoringReservation ? .priority : .resources
             }
         }
         return result

@@ -82,11 +82,11 @@ struct SimCommand: ParsableCommand {
             ("wait p50", \.p50Wait, "s"), ("wait p95", \.p95Wait, "s"), ("cost", \.cost, configuration.costs.currency),
         ]
         func cell(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
-        print("\("".padding(toLength: 18, withPad: " ", startingAt: 0))\(cell("FIFO", 12))\(cell(result.policy, 22))\(cell("ratio", 9))")
+        print("\("".padding(toLength: 20, withPad: " ", startingAt: 0))\(cell("FIFO", 12))\(cell(result.policy, 22))\(cell("ratio", 9))")
         for (name, value, unit) in rows {
             let (a, b) = (value(baseline), value(result))
             let ratio = a != 0 ? String(format: "%.2f", b / a) : "-"
-            print("\((name + " (" + unit + ")").padding(toLength: 18, withPad: " ", startingAt: 0))\(cell(String(format: "%.1f", a), 12))\(cell(String(format: "%.1f", b), 22))\(cell(ratio, 9))")
+            print("\((name + " (" + unit + ")").padding(toLength: 20, withPad: " ", startingAt: 0))\(cell(String(format: "%.1f", a), 12))\(cell(String(format: "%.1f", b), 22))\(cell(ratio, 9))")
         }
         print("\nscheduling passes: \(result.passes), mean \(String(format: "%.1f", result.meanPassMicroseconds)) µs each"
               + (script.hasScore ? "; the policy's score was called \(script.scoreCalls) times (\(script.scoreFailures) failed)" : ""))

@@ -283,7 +283,7 @@ enum TaskTable {
         lines.append(String(format: "cost now: %.2f %@/h; %d running, %d waiting", queue.costPerHour, queue.currency,
                             queue.active.count, queue.waiting.count))
         lines.append("")
-        let widths = [5, 10, 10, 14, 8, 12, 12, 18, 30]
+        let widths = [4, 9, 8, 20, 7, 12, 12, 11, 30]
         lines.append(row(["ID", "STATE", "OWNER", "GPUS", "PRIO", "START", "END", "REASON", "NAME"], widths))
         for view in queue.active + queue.waiting {
             let record = view.record
