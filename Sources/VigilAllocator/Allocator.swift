@@ -696,7 +696,7 @@ public final class Allocator: @unchecked Sendable {
             view.estimatedEnd = ActiveTask.expectedEnd(started: record.started ?? now, planned: planned, now: now,
                                                        paused: record.pausedTotal + (record.pausedAt.map { now - $0 } ?? 0))
             view.costPerHour = options.costs.ratePerHour(shares: shares(of: record), at: now)
-            if record.state == .paused { view.note = "paused (SIGSTOP): its GPU memory stays reserved" }
+            if record.state == .paused { view.note = "stopped with SIGSTOP; its GPU memory stays reserved" }
             if let termination = terminating[record.id] { view.note = "stopping: \(termination.reason)" }
         }
         return view
