@@ -116,7 +116,7 @@ let package = Package(
         .target(
             name: "VigilAllocator",
             dependencies: [
-                "VigilCore", "VigilStore", "VigilLua", "VigilRules", "VigilState", "CVigilSystem",
+                "VigilCore", "VigilStore", "VigilLua", "VigilRules", "VigilState", "VigilCollectors",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -1,5 +1,5 @@
-import CVigilSystem
 import Foundation
+import VigilCollectors
 import VigilCore
 #if canImport(Glibc)
 import Glibc
@@ -50,33 +50,10 @@ public enum TaskProcess {
             argv = ["setpriv", "--reuid=\(record.spec.owner)", "--regid=\(record.spec.owner)", "--init-groups", "--"] + argv
         }
 
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, (folder as NSString).appendingPathComponent("stdout"), O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, (folder as NSString).appendingPathComponent("stderr"), O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        vigil_spawn_file_actions_addchdir(&actions, record.spec.directory)
-        vigil_spawn_file_actions_addclosefrom(&actions, 3)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGCHLD] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-        let env = environment.map { "\($0.key)=\($0.value)" }
-        var pid: pid_t = 0
-        let result = withCStrings(argv) { argvPointers in
-            withCStrings(env) { envPointers in
-                posix_spawnp(&pid, argv[0], &actions, &attributes, argvPointers, envPointers)
-            }
+        let (pid, result) = ChildProcess.spawnInGroup(argv, directory: record.spec.directory, environment: environment) { actions in
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 1, (folder as NSString).appendingPathComponent("stdout"), O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            posix_spawn_file_actions_addopen(&actions, 2, (folder as NSString).appendingPathComponent("stderr"), O_WRONLY | O_CREAT | O_APPEND, 0o644)
         }
         guard result == 0 else {
             let reason = String(cString: strerror(result))
@@ -86,12 +63,6 @@ public enum TaskProcess {
             throw SpawnError(description: "cannot start \(argv[0]): \(reason)")
         }
         return Started(pid: pid, startTicks: startTicks(pid))
-    }
-
-    private static func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
-        let pointers = strings.map { strdup($0) } + [nil]
-        defer { for pointer in pointers { free(pointer) } }
-        return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
     }
 
     /// Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot.

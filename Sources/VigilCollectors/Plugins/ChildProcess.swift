@@ -124,16 +124,37 @@ public struct ChildProcess {
         var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0], inPipe: [Int32] = [-1, -1]
         guard vigil_pipe_cloexec(&outPipe) == 0, vigil_pipe_cloexec(&errPipe) == 0,
               !stdinPipe || vigil_pipe_cloexec(&inPipe) == 0 else { throw SpawnError(command: program, code: errno) }
+        let (pid, result) = spawnInGroup(argv, directory: directory, environment: environment ?? ProcessInfo.processInfo.environment) { actions in
+            if stdinPipe {
+                posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
+            } else {
+                posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            }
+            posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+            posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        }
+        close(outPipe[1])
+        close(errPipe[1])
+        if stdinPipe { close(inPipe[0]) }
+        guard result == 0 else {
+            close(outPipe[0])
+            close(errPipe[0])
+            if stdinPipe { close(inPipe[1]) }
+            throw SpawnError(command: program, code: result)
+        }
+        return Spawned(pid: pid, stdin: inPipe[1], stdout: outPipe[0], stderr: errPipe[0])
+    }
+
+    /// posix_spawnp of `argv` (looked up on PATH) as the leader of a new process group, with a clean
+    /// signal mask, default dispositions for the signals a daemon handles, every descriptor above 2 closed
+    /// (a child outliving the daemon must not hold its sockets), in `directory`. `files` sets up 0, 1 and 2.
+    /// Returns the pid and posix_spawn's result (0 on success).
+    public static func spawnInGroup(_ argv: [String], directory: String?, environment: [String: String],
+                                    files: (inout posix_spawn_file_actions_t) -> Void) -> (pid_t, Int32) {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        if stdinPipe {
-            posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
-        } else {
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        }
-        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        files(&actions)
         if let directory { vigil_spawn_file_actions_addchdir(&actions, directory) }
         vigil_spawn_file_actions_addclosefrom(&actions, 3)
         var attributes = posix_spawnattr_t()
@@ -148,8 +169,7 @@ public struct ChildProcess {
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         posix_spawnattr_setpgroup(&attributes, 0)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-        let env = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
+        let env = environment.map { "\($0.key)=\($0.value)" }
         var pid: pid_t = 0
         var result: Int32 = 0
         // ETXTBSY: the program was just written and a file descriptor open for writing it is still held
@@ -157,22 +177,13 @@ public struct ChildProcess {
         for attempt in 0..<5 {
             result = withCStrings(argv) { argvPointers in
                 withCStrings(env) { envPointers in
-                    posix_spawnp(&pid, program, &actions, &attributes, argvPointers, envPointers)
+                    posix_spawnp(&pid, argv[0], &actions, &attributes, argvPointers, envPointers)
                 }
             }
             guard result == ETXTBSY else { break }
             usleep(UInt32(5_000 << attempt))
         }
-        close(outPipe[1])
-        close(errPipe[1])
-        if stdinPipe { close(inPipe[0]) }
-        guard result == 0 else {
-            close(outPipe[0])
-            close(errPipe[0])
-            if stdinPipe { close(inPipe[1]) }
-            throw SpawnError(command: program, code: result)
-        }
-        return Spawned(pid: pid, stdin: inPipe[1], stdout: outPipe[0], stderr: errPipe[0])
+        return (pid, result)
     }
 
     private static func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
