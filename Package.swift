@@ -125,7 +125,7 @@ let package = Package(
         .target(
             name: "VigilServer",
             dependencies: [
-                "VigilCore", "VigilStore", "VigilCollectors", "VigilRules", "VigilAllocator",
+                "VigilCore", "VigilStore", "VigilCollectors", "VigilRules", "VigilAllocator", "VigilState",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -84,6 +84,30 @@ public final class Allocator: @unchecked Sendable {
         }
     }
 
+    /// Cost and GPU-seconds accrued since the last flush, by local day and owner (SQLite keeps the totals).
+    private var dayCosts: [DayOwner: (cost: Double, gpuSeconds: Double)] = [:]
+
+    struct DayOwner: Hashable {
+        var day: String
+        var owner: String
+    }
+
+    /// The local calendar day of `time`, YYYY-MM-DD.
+    static func day(_ time: Timestamp) -> String {
+        var seconds = time_t(time / 1000)
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        return String(format: "%04d-%02d-%02d", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday))
+    }
+
+    /// Cost per local day and owner from `since` on (the allocator's accounting, for reports).
+    public func costs(since: Timestamp) throws -> [CostDayRow] {
+        try lock.withLock {
+            try flush()
+            return try database.costs(since: Self.day(since))
+        }
+    }
+
     /// Planned durations of tasks started (the planner's view of when they end).
     private var plannedDurations: [Int64: Int64] = [:]
 
@@ -391,7 +415,12 @@ public final class Allocator: @unchecked Sendable {
             guard let record = tasks[id], record.state == .running || record.state == .paused else { continue }
             let shares = self.shares(of: record)
             var updated = record
-            updated.cost += options.costs.ratePerHour(shares: shares, at: now) * hours
+            let cost = options.costs.ratePerHour(shares: shares, at: now) * hours
+            updated.cost += cost
+            let key = DayOwner(day: Self.day(now), owner: record.spec.owner)
+            let gpus = record.spec.gpus == 0 ? 0 : shares.reduce(0) { $0 + $1.fraction }
+            dayCosts[key, default: (0, 0)].cost += cost
+            dayCosts[key, default: (0, 0)].gpuSeconds += gpus * Double(elapsed) / 1000
             updated.energyJoules += shares.reduce(0) { $0 + $1.watts * $1.fraction } * Double(elapsed) / 1000
             tasks[id] = updated
             dirty.insert(id)
@@ -539,6 +568,10 @@ public final class Allocator: @unchecked Sendable {
     }
 
     private func flush() throws {
+        if !dayCosts.isEmpty {
+            try database.addCosts(dayCosts.map { CostDayRow(day: $0.key.day, owner: $0.key.owner, cost: $0.value.cost, gpuSeconds: $0.value.gpuSeconds) })
+            dayCosts.removeAll()
+        }
         guard !dirty.isEmpty else { return }
         let rows = dirty.compactMap { tasks[$0] }.map(Self.row)
         try database.saveTasks(rows)
@@ -646,21 +679,24 @@ public final class Allocator: @unchecked Sendable {
                 .sorted { (position[$0.id] ?? Int.max, $0.id) < (position[$1.id] ?? Int.max, $1.id) }
             let active = activeIDs.compactMap { tasks[$0] }.filter(\.state.isActive).sorted { $0.id < $1.id }
             let policy = policyScript.policy
+            let ledger = Planner(policy: policy, gpus: gpus).ledger(active: activeTasks(now: now))
             return QueueView(
                 drained: drained,
                 waiting: waiting.map { view($0, now: now, forecast: forecast) },
                 active: active.map { view($0, now: now, forecast: forecast) },
                 reservation: lastPass.reservation,
                 costPerHour: costPerHour(now: now),
+                costToday: ((try? database.costs(since: Self.day(now))) ?? []).reduce(0) { $0 + $1.cost }
+                    + dayCosts.filter { $0.key.day == Self.day(now) }.reduce(0) { $0 + $1.value.cost },
                 currency: options.costs.currency,
                 policy: .init(file: policyScript.path, strategy: policy.strategy.rawValue, target: policy.target.rawValue,
                               speed: policy.weights.speed, efficiency: policy.weights.efficiency, reliability: policy.weights.reliability,
                               tasksPerGPU: policy.tasksPerGPU, customScore: policyScript.hasScore, error: policyScript.lastError),
-                gpus: gpus.map { gpu in
+                gpus: gpus.enumerated().map { position, gpu in
+                    // The ledger's figure: declared memory, or what a task's processes use when that is more.
                     let holders = active.filter { $0.gpuIndices.contains(gpu.index) }
-                    let reserved = holders.reduce(Int64(0)) { $0 + ($1.spec.gpuMemory == 0 ? gpu.memoryTotal - gpu.foreignMemory : $1.spec.gpuMemory) }
                     return .init(index: gpu.index, uuid: gpu.uuid, model: gpu.model, memoryTotal: gpu.memoryTotal,
-                                 reserved: reserved, foreign: gpu.foreignMemory, tasks: holders.map(\.id))
+                                 reserved: ledger.reserved[position], foreign: gpu.foreignMemory, tasks: holders.map(\.id))
                 },
                 lastPassSeconds: lastPassSeconds)
         }
@@ -876,13 +912,16 @@ public struct QueueView: Codable, Sendable {
     public var active: [TaskView]
     public var reservation: Reservation?
     public var costPerHour: Double
+    /// What tasks have cost since local midnight.
+    public var costToday: Double
     public var currency: String
     public var policy: PolicyView
     public var gpus: [GPUView]
     public var lastPassSeconds: Double
 
     enum CodingKeys: String, CodingKey {
-        case drained, waiting, active, reservation, costPerHour = "cost_per_hour", currency, policy, gpus, lastPassSeconds = "last_pass_seconds"
+        case drained, waiting, active, reservation, costPerHour = "cost_per_hour", costToday = "cost_today", currency, policy, gpus
+        case lastPassSeconds = "last_pass_seconds"
     }
 }
 

@@ -2,6 +2,8 @@ import Foundation
 import Hummingbird
 import NIOCore
 import VigilAllocator
+import VigilCore
+import VigilState
 
 /// `/api/v1/tasks`, `/api/v1/queue`, `/api/v1/drain`: what `vigil submit`, `vigil queue`, `vigil task`
 /// and `vigil drain` talk to. Errors are JSON `{"error": "…"}` with 400, 404, 409, 413 or 415.
@@ -9,7 +11,7 @@ enum AllocatorRoutes {
     /// Request bodies are small JSON documents; anything larger is refused with 413.
     static let bodyLimit = 1 << 20
 
-    static func add(to router: Router<BasicRequestContext>, allocator: Allocator) {
+    static func add(to router: Router<BasicRequestContext>, allocator: Allocator, clock: any WallClock) {
         router.post("/api/v1/tasks") { request, context -> Response in
             try await answer {
                 // One task (an object) or a job array (an array of them, queued all or none).
@@ -71,6 +73,16 @@ enum AllocatorRoutes {
         router.get("/api/v1/queue") { _, _ -> Response in
             try await answer { (.ok, allocator.queue()) }
         }
+        router.get("/api/v1/costs") { request, _ -> Response in
+            try await answer {
+                let text = request.uri.queryParameters.get("since") ?? "7d"
+                guard let window = DurationParser.milliseconds(text), window > 0 else {
+                    throw AllocatorError(.invalid, "since must be a duration such as 7d or 24h, not \(text)")
+                }
+                let rows = try allocator.costs(since: clock.now() - window)
+                return (.ok, CostsReply(days: rows.map { CostsReply.Day(day: $0.day, owner: $0.owner, cost: $0.cost, gpuHours: $0.gpuSeconds / 3600) }))
+            }
+        }
         router.post("/api/v1/drain") { _, _ -> Response in
             try await answer { try allocator.setDrained(true); return (.ok, DrainReply(drained: true)) }
         }
@@ -96,6 +108,16 @@ enum AllocatorRoutes {
         }
     }
     struct DrainReply: Encodable { var drained: Bool }
+    struct CostsReply: Encodable {
+        struct Day: Encodable {
+            var day: String
+            var owner: String
+            var cost: Double
+            var gpuHours: Double
+            enum CodingKeys: String, CodingKey { case day, owner, cost, gpuHours = "gpu_hours" }
+        }
+        var days: [Day]
+    }
     struct PriorityBody: Decodable { var priority: TaskPriority }
     struct ErrorReply: Encodable { var error: String }
 

@@ -15,7 +15,7 @@ public enum VigilHTTPServer {
     public static func router(store: MetricStore, clock: any WallClock, rules: RuleService? = nil,
                               benchmarks: (@Sendable () throws -> Data)? = nil, allocator: Allocator? = nil) -> Router<BasicRequestContext> {
         let router = Router()
-        if let allocator { AllocatorRoutes.add(to: router, allocator: allocator) }
+        if let allocator { AllocatorRoutes.add(to: router, allocator: allocator, clock: clock) }
         router.get("/metrics") { _, _ -> Response in
             let body = store.exposition(at: clock.now())
             return Response(

@@ -86,6 +86,15 @@ public final class StateDatabase: Sendable {
                 t.column("value", .text).notNull()
             }
         }
+        migrator.registerMigration("task-costs-v1") { db in
+            try db.create(table: "costDay") { t in
+                t.column("day", .text).notNull()
+                t.column("owner", .text).notNull()
+                t.column("cost", .double).notNull()
+                t.column("gpuSeconds", .double).notNull()
+                t.primaryKey(["day", "owner"])
+            }
+        }
         migrator.registerMigration("bench-v1") { db in
             try db.create(table: "benchRun") { t in
                 t.primaryKey("id", .text)
@@ -129,6 +138,25 @@ public final class StateDatabase: Sendable {
     /// The highest task id ever given (ids are never reused).
     public func maxTaskID() throws -> Int64 {
         try pool.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM task") ?? 0 }
+    }
+
+    /// Adds cost and GPU-seconds to (local day, owner) totals, in one transaction.
+    public func addCosts(_ increments: [CostDayRow]) throws {
+        guard !increments.isEmpty else { return }
+        try pool.write { db in
+            let statement = try db.cachedStatement(sql: """
+                INSERT INTO costDay (day, owner, cost, gpuSeconds) VALUES (?, ?, ?, ?)
+                ON CONFLICT(day, owner) DO UPDATE SET cost = cost + excluded.cost, gpuSeconds = gpuSeconds + excluded.gpuSeconds
+                """)
+            for row in increments { try statement.execute(arguments: [row.day, row.owner, row.cost, row.gpuSeconds]) }
+        }
+    }
+
+    /// Totals per day and owner from `day` (YYYY-MM-DD, local) on, oldest first.
+    public func costs(since day: String) throws -> [CostDayRow] {
+        try pool.read { db in
+            try CostDayRow.filter(Column("day") >= day).order(Column("day"), Column("owner")).fetchAll(db)
+        }
     }
 
     public func setting(_ key: String) throws -> String? {
@@ -351,5 +379,21 @@ public struct TaskRow: Codable, Sendable, Equatable, FetchableRecord, Persistabl
         self.submitted = submitted
         self.ended = ended
         self.record = record
+    }
+}
+
+/// What tasks cost on one local day for one owner.
+public struct CostDayRow: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "costDay"
+    public var day: String
+    public var owner: String
+    public var cost: Double
+    public var gpuSeconds: Double
+
+    public init(day: String, owner: String, cost: Double, gpuSeconds: Double) {
+        self.day = day
+        self.owner = owner
+        self.cost = cost
+        self.gpuSeconds = gpuSeconds
     }
 }

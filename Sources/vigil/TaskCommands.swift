@@ -280,8 +280,8 @@ enum TaskTable {
                      + (policy.customScore ? ", custom score" : "") + " from \(policy.file)"
                      + (queue.drained ? " — DRAINED: nothing new starts" : ""))
         if let error = policy.error { lines.append("policy error: \(error.split(separator: "\n").first ?? "")") }
-        lines.append(String(format: "cost now: %.2f %@/h; %d running, %d waiting", queue.costPerHour, queue.currency,
-                            queue.active.count, queue.waiting.count))
+        lines.append(String(format: "cost now: %.2f %@/h, today %.2f; %d running, %d waiting", queue.costPerHour, queue.currency,
+                            queue.costToday, queue.active.count, queue.waiting.count))
         lines.append("")
         let widths = [4, 9, 8, 20, 7, 12, 12, 11, 30]
         lines.append(row(["ID", "STATE", "OWNER", "GPUS", "PRIO", "START", "END", "REASON", "NAME"], widths))

@@ -229,6 +229,38 @@ struct AllocatorTests {
         let stopped = try await h.wait(running, "stopped") { $0.record.state == .stopped }
         #expect(stopped.record.reason == "cost limit 1.50 USD reached")
         #expect(stopped.record.cost >= 1.5 && stopped.record.cost < 1.7)
+        // The same cost is in the totals per day and owner, with its GPU-hours.
+        let days = try h.allocator.costs(since: h.clock.now() - 86_400_000)
+        #expect(abs(days.reduce(0) { $0 + $1.cost } - stopped.record.cost) < 1e-9)
+        #expect(days.allSatisfy { $0.owner == "ana" })
+        #expect(abs(days.reduce(0) { $0 + $1.gpuSeconds } / 3600 - stopped.record.cost / 6) < 1e-6, "one whole GPU at 6 an hour")
+        #expect(h.allocator.queue().costToday > 0 || days.count > 1, "today's total (unless the run crossed midnight)")
+    }
+
+    @Test("off-peak tasks wait for a window (BeginTime) and start inside one")
+    func offPeak() async throws {
+        var parts = tm()
+        var seconds = time_t(SystemWallClock().now() / 1000)
+        localtime_r(&seconds, &parts)
+        let hour = Int(parts.tm_hour)
+        func window(_ from: Int) -> OffPeakWindow {
+            OffPeakWindow(parsing: String(format: "%02d:00-%02d:00", from % 24, (from + 1) % 24))!
+        }
+        var later = CostsConfiguration()
+        later.offPeak = [window(hour + 2)]
+        let waiting = try AllocatorHarness(costs: later)
+        let held = try await waiting.submit(["true"], gpus: 1) { $0.offPeak = true }
+        try waiting.tick()
+        let view = try waiting.view(held)
+        #expect(view.reason == .beginTime)
+        #expect(try #require(view.estimatedStart) > waiting.clock.now() + 3_600_000, "the forecast starts it in the window")
+        let normal = try await waiting.submit(["true"], gpus: 1)
+        try await waiting.wait(normal, "succeeded") { $0.record.state == .succeeded }
+        var now = CostsConfiguration()
+        now.offPeak = [window(hour)]
+        let open = try AllocatorHarness(costs: now)
+        let runs = try await open.submit(["true"], gpus: 1) { $0.offPeak = true }
+        try await open.wait(runs, "succeeded") { $0.record.state == .succeeded }
     }
 
     @Test("dependencies: after ok waits for success and is dropped on failure; after any runs either way")
@@ -324,6 +356,27 @@ struct AllocatorTests {
         let placed = try ids.map { try h.view($0).record.gpuIndices }.flatMap { $0 }
         #expect(!placed.contains(4), "20 GiB does not fit in the 10 GiB others left on GPU 4")
         h.release("x")
+    }
+
+    @Test("a task's own processes using more than it declared hold that much in the ledger")
+    func observedMemory() async throws {
+        let h = try AllocatorHarness()
+        let id = try await h.submit(["sleep", "60"], gpus: 1, memory: 10 * GiB)
+        let running = try await h.wait(id, "running") { $0.record.state == .running }
+        let gpu = running.record.gpuIndices[0]
+        var sleeper: Int32?
+        for _ in 0..<100 where sleeper == nil { sleeper = child(of: try #require(running.record.pid)); try await Task.sleep(for: .milliseconds(10)) }
+        let pid = try #require(sleeper)
+        // NVML now shows the task's command using 30 GiB on its GPU.
+        try h.nvml.write(try AllocatorHarness.eightGPUs { index, entry in
+            if index == gpu { entry["processes"] = [["pid": Int(pid), "used_memory": 30 * GiB, "type": "compute"]] }
+        })
+        try h.tick()
+        let slot = try #require(h.allocator.queue().gpus.first { $0.index == gpu })
+        #expect(slot.reserved == 30 * GiB, "max(declared 10 GiB, observed 30 GiB)")
+        #expect(slot.foreign == 0, "the task's own process is not someone else's")
+        _ = try h.allocator.cancel(id)
+        try await h.wait(id, "cancelled") { $0.record.state == .cancelled }
     }
 
     @Test("a weight changed in the policy file changes the next placement, without a restart; a broken edit keeps the last good policy")
