@@ -39,6 +39,7 @@ public final class Allocator: @unchecked Sendable {
     /// Ids given to submits whose rows are not yet committed.
     private var pendingIDs: Set<Int64> = []
     private lazy var writer = SubmitWriter(database: database, logger: logger)
+    private var writerStarted = false
     private let database: StateDatabase
     private let store: MetricStore
     private let clock: any WallClock
@@ -137,6 +138,10 @@ public final class Allocator: @unchecked Sendable {
         describeMetrics()
     }
 
+    deinit {
+        if writerStarted { writer.stop() }
+    }
+
     // MARK: Restart
 
     /// Loads what the database holds: queued tasks wait again; active ones whose process survives (same
@@ -194,6 +199,10 @@ public final class Allocator: @unchecked Sendable {
         let records = try admit(specs)
         let rows = records.map(Self.row)
         do {
+            let writer = lock.withLock {
+                writerStarted = true
+                return self.writer
+            }
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 writer.enqueue(rows, continuation)
             }
@@ -816,13 +825,23 @@ final class SubmitWriter: @unchecked Sendable {
     private var waiting: [([TaskRow], CheckedContinuation<Void, any Error>)] = []
     private let database: StateDatabase
 
+    private var stopped = false
+
     init(database: StateDatabase, logger: Logger) {
         self.database = database
         let thread = Thread { [weak self] in
-            while let self { self.drain() }
+            while let self, self.drain() {}
         }
         thread.name = "vigil-submit-writer"
         thread.start()
+    }
+
+    /// Ends the thread once nothing waits (the allocator is going away).
+    func stop() {
+        condition.withLock {
+            stopped = true
+            condition.signal()
+        }
     }
 
     func enqueue(_ rows: [TaskRow], _ continuation: CheckedContinuation<Void, any Error>) {
@@ -832,12 +851,14 @@ final class SubmitWriter: @unchecked Sendable {
         }
     }
 
-    private func drain() {
+    /// Writes one batch; false once stopped with nothing left to write.
+    private func drain() -> Bool {
         let batch: [([TaskRow], CheckedContinuation<Void, any Error>)] = condition.withLock {
-            while waiting.isEmpty { condition.wait() }
+            while waiting.isEmpty && !stopped { condition.wait() }
             defer { waiting.removeAll(keepingCapacity: true) }
             return waiting
         }
+        if batch.isEmpty { return false }
         do {
             try database.saveTasks(batch.flatMap(\.0))
             for (_, continuation) in batch { continuation.resume() }
@@ -845,6 +866,7 @@ final class SubmitWriter: @unchecked Sendable {
             let failure = AllocatorError(.conflict, "cannot save the task: \(error)")
             for (_, continuation) in batch { continuation.resume(throwing: failure) }
         }
+        return true
     }
 }
 

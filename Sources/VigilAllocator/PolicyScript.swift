@@ -57,9 +57,10 @@ public final class PolicyScript: PlacementScorer {
         guard current != stamp else { return false }
         stamp = current
         guard current != nil else {
-            if state != nil || lastError == nil {
-                lastError = "\(path): no policy file; the built-in defaults apply"
-            }
+            // No file is not a mistake: the defaults (or the last version loaded) stay in force.
+            lastError = nil
+            logger.notice(state == nil ? "no allocator policy file; the built-in defaults apply" : "allocator policy file removed; the last version loaded stays",
+                          metadata: ["policy.file": "\(path)"])
             return false
         }
         do {

@@ -48,18 +48,16 @@ struct SimCommand: ParsableCommand {
         let logger = global.makeLogger()
         let text: String
         do { text = try String(contentsOfFile: trace, encoding: .utf8) } catch {
-            throw ValidationError("cannot read \(trace): \(error.localizedDescription)")
+            throw VigilError(.io, "cannot read the trace: \(error.localizedDescription)", location: trace)
         }
         let jobs: [TraceJob]
-        do { jobs = try TraceJob.parseCSV(text, file: trace) } catch { throw ValidationError("\(error)") }
+        do { jobs = try TraceJob.parseCSV(text, file: trace) } catch { throw VigilError(.parse, "\(error)") }
         let path = policy ?? configuration.policyPath
         let script = PolicyScript(path: path, store: MetricStore(), clock: ManualWallClock(0),
                                   limits: LuaLimits(configuration.lua), logger: logger)
+        if let policy, !FileManager.default.fileExists(atPath: policy) { throw VigilError(.io, "no such file", location: policy) }
         script.reloadIfChanged()
-        if let error = script.lastError {
-            if policy != nil { throw ValidationError(error) }
-            FileHandle.standardError.write(Data("vigil sim: \(error)\n".utf8))
-        }
+        if let error = script.lastError { throw VigilError(.invalidConfiguration, error) }
         var chosen = script.policy
         if let strategy { chosen.strategy = Policy.Strategy(rawValue: strategy)! }
         let simulator = Simulator(gpuCount: gpus, costs: CostModel(configuration.costs))
