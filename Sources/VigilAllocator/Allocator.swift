@@ -6,7 +6,7 @@ import VigilStore
 
 /// A refusal the API turns into 400, 404 or 409 with the message.
 public struct AllocatorError: Error, CustomStringConvertible, Sendable {
-    public enum Kind: Sendable { case invalid, notFound, conflict }
+    public enum Kind: Sendable { case invalid, notFound, conflict, unavailable }
     public var kind: Kind
     public var description: String
 
@@ -51,7 +51,7 @@ public final class Allocator: @unchecked Sendable {
     private var history = DurationHistory()
     private var fairShare: FairShare
     private var gpus: [GPUSlot] = []
-    /// False until the GPU collector has reported once (before that, GPU tasks are not refused).
+    /// False until the first tick, which follows the collectors' first round; submits are refused (503) until then.
     private var inventoryKnown = false
     /// Observed GPU memory of a task's processes, per GPU index.
     private var observed: [Int64: [Int: Int64]] = [:]
@@ -227,10 +227,13 @@ public final class Allocator: @unchecked Sendable {
             }
         }
         return try lock.withLock {
+            guard inventoryKnown else {
+                throw AllocatorError(.unavailable, "the allocator is starting (its GPUs are not known yet); try again in a moment")
+            }
             let now = clock.now()
             for (index, spec) in specs.enumerated() {
                 let prefix = specs.count > 1 ? "task \(index + 1) of \(specs.count): " : ""
-                if inventoryKnown, let reason = Ledger.neverFits(gpus: spec.gpus, memory: spec.gpuMemory, on: gpus) {
+                if let reason = Ledger.neverFits(gpus: spec.gpus, memory: spec.gpuMemory, on: gpus) {
                     throw AllocatorError(.invalid, "\(prefix)this task can never run here: it \(reason)")
                 }
                 for dependency in spec.after where tasks[dependency.task] == nil && !pendingIDs.contains(dependency.task) {
@@ -609,10 +612,9 @@ public final class Allocator: @unchecked Sendable {
             return values
         }
         let totals = store.instant(SeriesSelector(name: "gpu_memory_total_bytes"), at: now)
-        if !inventoryKnown {
-            inventoryKnown = !totals.isEmpty || !store.instant(SeriesSelector(name: "gpu_nvml_up"), at: now).isEmpty
-        }
-        guard inventoryKnown else { return }
+        // Ticks begin after the collectors' first round: what the store holds now is the inventory
+        // (no NVIDIA driver: no GPUs, and GPU tasks are refused at submit).
+        inventoryKnown = true
         let up = byGPU("gpu_up"), utilization = byGPU("gpu_utilization_ratio"), temperature = byGPU("gpu_temperature_celsius")
         let power = byGPU("gpu_power_watts")
         let clock = byGPU("gpu_clock_hertz", [try! LabelMatcher("clock", .equal, "sm")])

@@ -154,7 +154,7 @@ public struct Ledger: Sendable {
     /// Whether the task could ever fit on an empty host: more GPUs or memory than exist, as words, or nil.
     public static func neverFits(gpus count: Int, memory: Int64, on gpus: [GPUSlot]) -> String? {
         if count > gpus.count {
-            return "asks for \(count) GPUs; this host has \(gpus.count)"
+            return "asks for \(count) GPU\(count == 1 ? "" : "s"); this host has \(gpus.count == 0 ? "none" : String(gpus.count))"
         }
         if count > 0 && memory > 0 {
             let big = gpus.filter { $0.memoryTotal >= memory }.count

@@ -83,6 +83,7 @@ enum AllocatorBenchmark {
                                              options: .init(logs: folder + "/tasks", costs: CostModel(CostsConfiguration())), logger: logger)
         else { print("  cannot open the allocator"); return }
         try? allocator.setDrained(true)
+        allocator.tick()  // the first tick makes the GPU inventory known; submits wait for it
         let body = Data(#"{"command":["true"],"directory":"/tmp","owner":"bench","gpus":0,"priority":"normal"}"#.utf8)
         var decode = 0.0, submit = 0.0, encode = 0.0
         for _ in 0..<count {
@@ -146,6 +147,10 @@ enum AllocatorBenchmark {
         let (baseline, _) = hammer("GET", "/healthz", nil, expect: 200)
         row("baseline: GET /healthz on the same connections", "\(format(baseline, 0)) /s", "daemon CPU \(format(cpuPerRequest, 0)) µs each")
         let body = #"{"command":["true"],"directory":"/tmp","owner":"bench","gpus":0,"priority":"normal"}"#
+        // Submits are answered 503 until the allocator's first tick.
+        for _ in 0..<100 where (try? HTTPClient(port: 19490).request("POST", "/api/v1/tasks", body: body).status) != 201 {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
         let (rate, failures) = hammer("POST", "/api/v1/tasks", body, expect: 201)
         row("submits, one task per POST (validated → SQLite → 201)", "\(format(rate, 0)) /s",
             "\(failures) failed; daemon CPU \(format(cpuPerRequest, 0)) µs each; \(format(rate / baseline, 2))× the baseline's rate")

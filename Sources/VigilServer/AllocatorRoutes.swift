@@ -6,7 +6,8 @@ import VigilCore
 import VigilState
 
 /// `/api/v1/tasks`, `/api/v1/queue`, `/api/v1/drain`: what `vigil submit`, `vigil queue`, `vigil task`
-/// and `vigil drain` talk to. Errors are JSON `{"error": "…"}` with 400, 404, 409, 413 or 415.
+/// and `vigil drain` talk to. Errors are JSON `{"error": "…"}` with 400, 404, 409, 413, 415, or 503 while the
+/// daemon starts.
 enum AllocatorRoutes {
     /// Request bodies are small JSON documents; anything larger is refused with 413.
     static let bodyLimit = 1 << 20
@@ -178,6 +179,7 @@ enum AllocatorRoutes {
             case .invalid: .badRequest
             case .notFound: .notFound
             case .conflict: .conflict
+            case .unavailable: .serviceUnavailable
             }
             return json(ErrorReply(error: error.description), status: status)
         case let error as HTTPFailure:

@@ -42,14 +42,20 @@ struct DaemonOptions: ParsableArguments {
             request.httpBody = try JSONEncoder().encode(body)
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         }
-        let data: Data
-        let response: URLResponse
-        do {
-            (data, response) = try await URLSession.shared.data(for: request)
-        } catch {
-            throw VigilError(.unavailable, "cannot reach the daemon at \(base) (is `vigil serve` running? --url or VIGIL_URL points elsewhere): \(error.localizedDescription)")
+        var data = Data()
+        var status = 0
+        // 503: the daemon is starting; it answers within a few seconds.
+        for attempt in 0..<50 {
+            let response: URLResponse
+            do {
+                (data, response) = try await URLSession.shared.data(for: request)
+            } catch {
+                throw VigilError(.unavailable, "cannot reach the daemon at \(base) (is `vigil serve` running? --url or VIGIL_URL points elsewhere): \(error.localizedDescription)")
+            }
+            status = (response as? HTTPURLResponse)?.statusCode ?? 0
+            guard status == 503, attempt < 49 else { break }
+            try await Task.sleep(for: .milliseconds(200))
         }
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
         guard (200..<300).contains(status) else {
             struct Failure: Decodable { var error: String }
             let message = (try? JSONDecoder().decode(Failure.self, from: data))?.error ?? String(decoding: data.prefix(500), as: UTF8.self)

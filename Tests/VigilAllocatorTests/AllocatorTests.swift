@@ -59,6 +59,7 @@ final class AllocatorHarness {
         options.grace = grace
         for entry in try collector.collect().entries { _ = store.append(entry.labels, clock.now(), entry.value) }
         allocator = try Allocator(database: database, store: store, clock: clock, policy: script, options: options, logger: logger)
+        allocator.tick()  // as the daemon does after the collectors' first round
     }
 
     deinit {
@@ -443,7 +444,9 @@ struct AllocatorTests {
     func metrics() async throws {
         let h = try AllocatorHarness()
         let id = try await h.submit(h.blocker("m"), gpus: 1, memory: 8 * GiB)
+        h.clock.advance(by: 1_000)  // a new sample time: the store keeps one sample per series per instant
         try await h.wait(id, "running") { $0.record.state == .running }
+        try h.tick()
         let now = h.clock.now()
         func value(_ selector: String) throws -> Double? {
             h.store.instant(try SeriesSelector(parsing: selector), at: now).first?.value

@@ -82,6 +82,21 @@ struct AllocatorEndToEndTests {
         #expect(show.stdout.contains("state:      succeeded") && show.stdout.contains("gpus:       8×whole on"), "\(show.stdout)")
     }
 
+    @Test("without an NVIDIA driver, GPU tasks are refused at submit and CPU tasks run")
+    func noGPU() async throws {
+        let daemon = try TestDaemon(config: "", rules: [:])
+        try await daemon.start()
+        // Submits wait (503, retried by the CLI) until the first collection round has shown what the host has.
+        let refused = try await daemon.cli(["submit", "--gpus", "1", "--", "true"])
+        #expect(refused.status == 1 && refused.stderr.contains("this task can never run here: it asks for 1 GPU; this host has none"),
+                "\(refused.stderr)")
+        let cpu = try await daemon.cli(["submit", "--", "sh", "-c", "echo cpu-only"])
+        let id = cpu.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let done = try await daemon.poll("/api/v1/tasks/\(id)") { ($0["task"] as? [String: Any])?["state"] as? String == "succeeded" }
+        #expect((done["task"] as? [String: Any])?["state"] as? String == "succeeded")
+        #expect(try await daemon.cli(["task", "logs", id]).stdout == "cpu-only\n")
+    }
+
     @Test("the task API answers mistakes with JSON errors and the right status")
     func apiErrors() async throws {
         let daemon = try Self.daemon()
