@@ -162,4 +162,49 @@ function vigil.alert(name) end
 ---@param spec { name: string?, every: VigilRange? }
 function vigil.group(spec) end
 
+---A task as the policy's score function sees it.
+---@class VigilPolicyTask
+---@field id integer
+---@field owner string
+---@field gpus integer
+---@field gpu_memory integer bytes per GPU; 0 = whole GPUs
+---@field priority integer 0–100
+---@field expected_seconds number
+
+---A GPU as the policy's score function sees it (live figures from the store).
+---@class VigilPolicyGpu
+---@field index integer
+---@field uuid string
+---@field model string
+---@field memory_total integer bytes
+---@field memory_free integer bytes the ledger can still promise
+---@field tasks integer tasks holding it
+---@field utilization number 0–1
+---@field temperature number °C
+---@field clock_sm number MHz
+---@field clock_sm_max number MHz
+---@field power number W
+---@field errors number XID and uncorrected ECC errors in the last hour
+---@field price_per_hour number
+---@field builtin number the built-in score of this placement
+
+---@class VigilPolicySpec
+---@field strategy "immediate"|"batch"|"priority"?
+---@field target "performance"|"cost"|"balanced"?
+---@field weights { speed: number?, efficiency: number?, reliability: number? }?
+---@field priority { class: number?, age: number?, fair_share: number?, size: number? }?
+---@field tasks_per_gpu integer?
+---@field batch_window VigilRange?
+---@field backfill boolean?
+---@field fair_share_half_life VigilRange?
+---@field max_age VigilRange?
+---@field default_duration VigilRange?
+---@field size_scale number?
+---@field score_window integer?
+---@field score fun(task: VigilPolicyTask, gpu: VigilPolicyGpu, w: { speed: number, efficiency: number, reliability: number, target: string }): number?
+
+---The allocator policy (only in the policy file, `rules/policy.lua`).
+---@param spec VigilPolicySpec
+function vigil.policy(spec) end
+
 return vigil

@@ -53,12 +53,12 @@ struct SubmitCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The kind of task, for duration prediction (default: the program's name).") var kind: String?
     @Flag(name: .customLong("off-peak"), help: "Start only inside an off-peak window.") var offPeak = false
     @Flag(name: .long, help: "Print the task as JSON.") var json = false
-    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command and its arguments, after --.", valueName: "command"))
+    // Everything after `--` is the command, its own options included (`vigil submit --help` stays help).
+    @Argument(parsing: .postTerminator, help: ArgumentHelp("The command and its arguments, after --.", valueName: "command"))
     var command: [String] = []
 
     func validate() throws {
-        let argv = command.first == "--" ? Array(command.dropFirst()) : command
-        guard !argv.isEmpty else { throw ValidationError("give the command after --, for example: vigil submit --gpus 1 -- python train.py") }
+        guard !command.isEmpty else { throw ValidationError("give the command after --, for example: vigil submit --gpus 1 -- python train.py") }
         if let gpuMemory, ByteSizeParser.bytes(gpuMemory) == nil { throw ValidationError("--gpu-mem must be a size such as 8G or 512M") }
         if let time, DurationParser.milliseconds(time) == nil { throw ValidationError("--time must be a duration such as 90m or 2h") }
         if let expect, DurationParser.milliseconds(expect) == nil { throw ValidationError("--expect must be a duration such as 90m or 2h") }
@@ -68,7 +68,7 @@ struct SubmitCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try global.loadConfiguration()
-        var spec = TaskSpec(command: command.first == "--" ? Array(command.dropFirst()) : command,
+        var spec = TaskSpec(command: command,
                             directory: FileManager.default.currentDirectoryPath,
                             owner: ProcessInfo.processInfo.environment["USER"] ?? String(cString: getpwuid(getuid()).pointee.pw_name))
         spec.environment = ProcessInfo.processInfo.environment

@@ -95,6 +95,13 @@ struct AllocatorEndToEndTests {
         let done = try await daemon.poll("/api/v1/tasks/\(id)") { ($0["task"] as? [String: Any])?["state"] as? String == "succeeded" }
         #expect((done["task"] as? [String: Any])?["state"] as? String == "succeeded")
         #expect(try await daemon.cli(["task", "logs", id]).stdout == "cpu-only\n")
+        // Options before `--` are vigil's; `--help` is help, not a command to queue.
+        let help = try await daemon.cli(["submit", "--help"])
+        #expect(help.status == 0 && help.stdout.contains("USAGE: vigil submit"))
+        let none = try await daemon.cli(["submit", "--gpus", "0"])
+        #expect(none.status != 0 && none.stderr.contains("give the command after --"))
+        let tasks = try await daemon.poll("/api/v1/tasks") { _ in true }
+        #expect((tasks["tasks"] as? [[String: Any]])?.count == 1, "only the CPU task was queued")
     }
 
     @Test("the task API answers mistakes with JSON errors and the right status")
