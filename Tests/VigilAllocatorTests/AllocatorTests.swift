@@ -177,18 +177,18 @@ struct AllocatorTests {
         let running = try await h.wait(id, "running") { $0.record.state == .running }
         let shell = try #require(running.record.pid)
         var sleeper: Int32?
-        for _ in 0..<100 where sleeper == nil { sleeper = child(of: shell); try await Task.sleep(for: .milliseconds(10)) }
+        for _ in 0..<500 where sleeper == nil { sleeper = child(of: shell); try await Task.sleep(for: .milliseconds(10)) }
         let pid = try #require(sleeper)
         _ = try h.allocator.pause(id)
         var state = processState(pid)
-        for _ in 0..<100 where state != "T" { try await Task.sleep(for: .milliseconds(10)); state = processState(pid) }
+        for _ in 0..<500 where state != "T" { try await Task.sleep(for: .milliseconds(10)); state = processState(pid) }
         #expect(state == "T", "SIGSTOP reached the command")
         let paused = try h.view(id)
         #expect(paused.record.state == .paused && paused.note?.contains("GPU memory stays reserved") == true)
         #expect(h.allocator.queue().gpus.first { $0.tasks.contains(id) }?.reserved == 10 * GiB)
         _ = try h.allocator.resume(id)
         state = processState(pid)
-        for _ in 0..<100 where state == "T" { try await Task.sleep(for: .milliseconds(10)); state = processState(pid) }
+        for _ in 0..<500 where state == "T" { try await Task.sleep(for: .milliseconds(10)); state = processState(pid) }
         #expect(state == "S" || state == "R")
         _ = try h.allocator.cancel(id)
         let cancelled = try await h.wait(id, "cancelled") { $0.record.state == .cancelled }
@@ -366,7 +366,7 @@ struct AllocatorTests {
         let running = try await h.wait(id, "running") { $0.record.state == .running }
         let gpu = running.record.gpuIndices[0]
         var sleeper: Int32?
-        for _ in 0..<100 where sleeper == nil { sleeper = child(of: try #require(running.record.pid)); try await Task.sleep(for: .milliseconds(10)) }
+        for _ in 0..<500 where sleeper == nil { sleeper = child(of: try #require(running.record.pid)); try await Task.sleep(for: .milliseconds(10)) }
         let pid = try #require(sleeper)
         // NVML now shows the task's command using 30 GiB on its GPU.
         try h.nvml.write(try AllocatorHarness.eightGPUs { index, entry in
