@@ -282,7 +282,7 @@ public final class RuleEngine {
     /// The allocator's policy script, which shares the rules folder but is not a rule file.
     public static let policyFileName = "policy.lua"
 
-    /// The rule files of a folder: every `*.lua` but type stubs (`*.meta.lua`), hidden files and the policy.
+    /// The rule files of a folder: every `*.lua` but editor declarations (`*.meta.lua`), hidden files and the policy.
     public static func ruleFiles(in directory: String) -> [String] {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
         return names.filter { $0.hasSuffix(".lua") && !$0.hasSuffix(".meta.lua") && !$0.hasPrefix(".") && $0 != policyFileName }
