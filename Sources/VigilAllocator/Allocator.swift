@@ -38,7 +38,7 @@ public final class Allocator: @unchecked Sendable {
     private let lock = NSLock()
     /// Ids given to submits whose rows are not yet committed.
     private var pendingIDs: Set<Int64> = []
-    private lazy var writer = SubmitWriter(database: database, logger: logger)
+    private lazy var writer = SubmitWriter(database: database)
     private var writerStarted = false
     private let database: StateDatabase
     private let store: MetricStore
@@ -829,7 +829,7 @@ final class SubmitWriter: @unchecked Sendable {
 
     private var stopped = false
 
-    init(database: StateDatabase, logger: Logger) {
+    init(database: StateDatabase) {
         self.database = database
         let thread = Thread { [weak self] in
             while let self, self.drain() {}

@@ -15,7 +15,6 @@ public final class PolicyScript: PlacementScorer {
     public private(set) var policy: Policy
     /// Why the last load or score call failed (file:line and traceback), nil when all is well.
     public private(set) var lastError: String?
-    public private(set) var loads = 0
     public private(set) var scoreCalls = 0
     public private(set) var scoreFailures = 0
     /// True when the file declares `score`.
@@ -66,7 +65,6 @@ public final class PolicyScript: PlacementScorer {
         do {
             try load()
             lastError = nil
-            loads += 1
             logger.info("allocator policy loaded", metadata: ["policy.file": "\(path)", "policy.strategy": "\(policy.strategy)",
                                                               "policy.target": "\(policy.target)"])
             return true

@@ -190,8 +190,6 @@ public struct TaskRecord: Codable, Sendable, Equatable {
     public var pausedAt: Timestamp?
     public var cost: Double = 0
     public var energyJoules: Double = 0
-    /// Set when a pass first finds it blocked by resources; reservations go to tasks skipped long enough.
-    public var skipped: Int = 0
 
     public init(id: Int64, spec: TaskSpec, submitted: Timestamp) {
         self.id = id
@@ -214,6 +212,6 @@ public struct TaskRecord: Codable, Sendable, Equatable {
         case id, spec, state, submitted, started, ended
         case gpuUUIDs = "gpu_uuids", gpuIndices = "gpu_indices", pid, pidStartTicks = "pid_start_ticks"
         case exitCode = "exit_code", signal, reason, pausedTotal = "paused_ms", pausedAt = "paused_at"
-        case cost, energyJoules = "energy_joules", skipped
+        case cost, energyJoules = "energy_joules"
     }
 }

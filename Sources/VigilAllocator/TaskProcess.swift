@@ -98,12 +98,6 @@ public enum TaskProcess {
         return (nil, status & 0x7f)
     }
 
-    /// Whether `pid` is our child (waitpid can report it).
-    public static func isChild(_ pid: Int32) -> Bool {
-        var info = siginfo_t()
-        return waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0
-    }
-
     public static func signalGroup(_ pid: Int32, _ signal: Int32) {
         kill(-pid, signal)
     }
@@ -113,11 +107,5 @@ public enum TaskProcess {
         let path = (folder(logs: logs, id: id) as NSString).appendingPathComponent("exit")
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
         return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
-    }
-
-    /// Process ids in the process group `pgid` (from /proc), for matching NVML's per-process memory.
-    public static func members(ofGroup pgid: Int32) -> [Int32] {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
-        return entries.compactMap { Int32($0) }.filter { getpgid($0) == pgid }
     }
 }

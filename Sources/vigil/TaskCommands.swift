@@ -129,10 +129,14 @@ struct DrainCommand: AsyncParsableCommand {
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws {
+        try await Self.set(drained: true, global, daemon)
+    }
+
+    static func set(drained: Bool, _ global: GlobalOptions, _ daemon: DaemonOptions) async throws {
         let configuration = try global.loadConfiguration()
         try await reportingRefusal {
-            _ = try await daemon.send("POST", "/api/v1/drain", configuration)
-            print("drained: running tasks finish, queued tasks wait")
+            _ = try await daemon.send("POST", drained ? "/api/v1/drain" : "/api/v1/undrain", configuration)
+            print(drained ? "drained: running tasks finish, queued tasks wait" : "undrained: queued tasks start as resources allow")
         }
     }
 }
@@ -142,13 +146,7 @@ struct UndrainCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var daemon: DaemonOptions
 
-    func run() async throws {
-        let configuration = try global.loadConfiguration()
-        try await reportingRefusal {
-            _ = try await daemon.send("POST", "/api/v1/undrain", configuration)
-            print("undrained: queued tasks start as resources allow")
-        }
-    }
+    func run() async throws { try await DrainCommand.set(drained: false, global, daemon) }
 }
 
 struct TaskCommand: AsyncParsableCommand {
