@@ -125,7 +125,7 @@ let package = Package(
         .target(
             name: "VigilServer",
             dependencies: [
-                "VigilCore", "VigilStore", "VigilCollectors", "VigilRules", "VigilAllocator", "VigilState",
+                "VigilCore", "VigilStore", "VigilCollectors", "VigilRules", "VigilAllocator", "VigilState", "VigilBench",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],

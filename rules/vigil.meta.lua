@@ -207,4 +207,74 @@ function vigil.group(spec) end
 ---@param spec VigilPolicySpec
 function vigil.policy(spec) end
 
+---@class VigilRecommendSpec
+---@field query string|fun(q: vigil.query): VigilVector selector, or a function returning the candidates
+---@field when fun(s: VigilElement): boolean? true when the candidate deserves the recommendation
+---@field title string template: one line
+---@field advice string? template: what to do
+---@field saving (fun(s: VigilElement): number|{ money: number?, gpu_hours: number? }|nil)? money (or GPU-hours) per month
+---@field about string? the label naming what it concerns (gpu, task, owner …)
+---@field severity "info"|"warning"|"critical"? default info
+---@field every VigilRange? evaluation interval
+
+---A recommendation generator: `vigil.recommend "Name" { … }`.
+---@param name string
+---@return fun(spec: VigilRecommendSpec)
+function vigil.recommend(name) end
+
+---@class VigilIndicatorSpec
+---@field levels string[] level names, lowest first
+---@field thresholds number[]? ascending, one fewer than levels
+---@field task (fun(t: VigilTaskFacts): number|string|nil)?
+---@field host (fun(h: { running: integer, paused: integer, queued: integer, finished: integer, gpus: integer, busy_gpus: integer }): number|string|nil)?
+
+---A performance indicator: `vigil.indicator "name" { … }`.
+---@param name string
+---@return fun(spec: VigilIndicatorSpec)
+function vigil.indicator(name) end
+
+---@class VigilTaskFacts
+---@field id integer
+---@field name string
+---@field owner string
+---@field kind string
+---@field state string
+---@field priority integer
+---@field off_peak boolean
+---@field gpus integer
+---@field gpu_indices integer[]
+---@field gpu_model string?
+---@field gpu_memory_declared integer bytes per GPU, 0 for whole GPUs
+---@field gpu_memory_peak integer? bytes, the most its processes used on one GPU
+---@field mean_utilization number? 0–1
+---@field submitted integer ms
+---@field started integer? ms
+---@field ended integer? ms
+---@field run_seconds number
+---@field wait_seconds number
+---@field gpu_hours number
+---@field cost number
+---@field off_peak_cost number
+---@field time_limit_seconds number?
+---@field similar_median_seconds number?
+---@field similar_count integer
+---@field estimated_end integer? ms
+
+---@class vigil.history
+vigil.history = {}
+
+---@param options { since: VigilRange?, state: string?, owner: string?, kind: string? }?
+---@return VigilTaskFacts[]
+function vigil.history.tasks(options) end
+---@return { gpu: string, uuid: string, model: string, price_per_hour: number, memory_total: integer, tasks: integer, last_task_ended: integer? }[]
+function vigil.history.gpus() end
+---@return { currency: string, default_gpu_hour: number, kwh: number, off_peak_factor: number, has_off_peak: boolean }?
+function vigil.history.pricing() end
+---@param options { since: VigilRange?, name: string? }?
+---@return { run: string, time: integer, host: string, quick: boolean, name: string, suite: string, value: number, unit: string, higher_is_better: boolean, score: number }[]
+function vigil.history.benchmarks(options) end
+---@param options { since: VigilRange?, strategy: "immediate"|"batch"|"priority"?, backfill: boolean? }?
+---@return { strategy: string, backfill: boolean, jobs: integer, mean_jct_seconds: number, mean_wait_seconds: number, p95_wait_seconds: number, utilization: number, makespan_seconds: number }?
+function vigil.history.replay(options) end
+
 return vigil

@@ -85,16 +85,19 @@ public final class Allocator: @unchecked Sendable {
         }
     }
 
-    /// Cost and GPU-seconds accrued since the last flush, by local day and owner (SQLite keeps the totals).
-    private var dayCosts: [DayOwner: (cost: Double, gpuSeconds: Double)] = [:]
+    /// Cost and GPU-seconds accrued since the last flush, by local day, owner, task and GPU (SQLite keeps the totals).
+    private var dayCosts: [CostKey: (cost: Double, gpuSeconds: Double)] = [:]
 
-    struct DayOwner: Hashable {
+    struct CostKey: Hashable {
         var day: String
         var owner: String
+        var task: Int64
+        /// The GPU's index, "" for a CPU-only task.
+        var gpu: String
     }
 
     /// The local calendar day of `time`, YYYY-MM-DD.
-    static func day(_ time: Timestamp) -> String {
+    public static func day(_ time: Timestamp) -> String {
         var seconds = time_t(time / 1000)
         var parts = tm()
         localtime_r(&seconds, &parts)
@@ -423,28 +426,48 @@ public final class Allocator: @unchecked Sendable {
     private func charge(elapsed: Int64, now: Timestamp) {
         guard elapsed > 0 else { return }
         let hours = Double(elapsed) / 3_600_000
+        let seconds = Double(elapsed) / 1000
+        let day = Self.day(now)
+        let offPeak = options.costs.isOffPeak(now)
         for id in activeIDs {
             guard let record = tasks[id], record.state == .running || record.state == .paused else { continue }
             let shares = self.shares(of: record)
             var updated = record
-            let cost = options.costs.ratePerHour(shares: shares, at: now) * hours
+            var cost = 0.0
+            if shares.isEmpty {
+                cost = options.costs.ratePerHour(shares: [], at: now) * hours
+                dayCosts[CostKey(day: day, owner: record.spec.owner, task: id, gpu: ""), default: (0, 0)].cost += cost
+            }
+            for share in shares {
+                let part = options.costs.ratePerHour(shares: [(share.model, share.fraction, share.watts)], at: now) * hours
+                cost += part
+                let key = CostKey(day: day, owner: record.spec.owner, task: id, gpu: String(share.index))
+                dayCosts[key, default: (0, 0)].cost += part
+                if record.spec.gpus > 0 { dayCosts[key, default: (0, 0)].gpuSeconds += share.fraction * seconds }
+            }
             updated.cost += cost
-            let key = DayOwner(day: Self.day(now), owner: record.spec.owner)
-            let gpus = record.spec.gpus == 0 ? 0 : shares.reduce(0) { $0 + $1.fraction }
-            dayCosts[key, default: (0, 0)].cost += cost
-            dayCosts[key, default: (0, 0)].gpuSeconds += gpus * Double(elapsed) / 1000
-            updated.energyJoules += shares.reduce(0) { $0 + $1.watts * $1.fraction } * Double(elapsed) / 1000
+            if offPeak { updated.offPeakCost = (updated.offPeakCost ?? 0) + cost }
+            updated.energyJoules += shares.reduce(0) { $0 + $1.watts * $1.fraction } * seconds
+            if record.state == .running, !record.gpuIndices.isEmpty {
+                // What the task made of its GPUs: their mean utilisation, and its processes' peak memory.
+                let slots = record.gpuIndices.compactMap { index in gpus.first { $0.index == index } }
+                if !slots.isEmpty {
+                    updated.observedSeconds = (updated.observedSeconds ?? 0) + seconds
+                    updated.busySeconds = (updated.busySeconds ?? 0) + slots.reduce(0) { $0 + $1.utilization } / Double(slots.count) * seconds
+                }
+                if let peak = observed[id]?.values.max() { updated.peakGPUMemory = max(updated.peakGPUMemory ?? 0, peak) }
+            }
             tasks[id] = updated
             dirty.insert(id)
         }
     }
 
     /// The task's share of each of its GPUs: its declared memory over the GPU's, or all of it.
-    private func shares(of record: TaskRecord) -> [(model: String, fraction: Double, watts: Double)] {
+    private func shares(of record: TaskRecord) -> [(index: Int, model: String, fraction: Double, watts: Double)] {
         record.gpuIndices.compactMap { index in
             guard let gpu = gpus.first(where: { $0.index == index }) else { return nil }
             let fraction = record.spec.gpuMemory == 0 ? 1 : min(1, Double(record.spec.gpuMemory) / Double(max(gpu.memoryTotal, 1)))
-            return (gpu.model, fraction, gpu.powerWatts)
+            return (index, gpu.model, fraction, gpu.powerWatts)
         }
     }
 
@@ -581,7 +604,9 @@ public final class Allocator: @unchecked Sendable {
 
     private func flush() throws {
         if !dayCosts.isEmpty {
-            try database.addCosts(dayCosts.map { CostDayRow(day: $0.key.day, owner: $0.key.owner, cost: $0.value.cost, gpuSeconds: $0.value.gpuSeconds) })
+            try database.addCosts(dayCosts.map {
+                CostShareRow(day: $0.key.day, owner: $0.key.owner, task: $0.key.task, gpu: $0.key.gpu, cost: $0.value.cost, gpuSeconds: $0.value.gpuSeconds)
+            })
             dayCosts.removeAll()
         }
         guard !dirty.isEmpty else { return }
@@ -715,7 +740,7 @@ public final class Allocator: @unchecked Sendable {
 
     private func costPerHour(now: Timestamp) -> Double {
         activeIDs.compactMap { tasks[$0] }.filter { $0.state == .running || $0.state == .paused }.reduce(0) {
-            $0 + options.costs.ratePerHour(shares: shares(of: $1), at: now)
+            $0 + options.costs.ratePerHour(shares: shares(of: $1).map { ($0.model, $0.fraction, $0.watts) }, at: now)
         }
     }
 
@@ -742,11 +767,97 @@ public final class Allocator: @unchecked Sendable {
             let planned = plannedDurations[record.id] ?? duration
             view.estimatedEnd = ActiveTask.expectedEnd(started: record.started ?? now, planned: planned, now: now,
                                                        paused: record.pausedTotal + (record.pausedAt.map { now - $0 } ?? 0))
-            view.costPerHour = options.costs.ratePerHour(shares: shares(of: record), at: now)
+            view.costPerHour = options.costs.ratePerHour(shares: shares(of: record).map { ($0.model, $0.fraction, $0.watts) }, at: now)
             if record.state == .paused { view.note = "stopped with SIGSTOP; its GPU memory stays reserved" }
             if let termination = terminating[record.id] { view.note = "stopping: \(termination.reason)" }
         }
         return view
+    }
+
+    // MARK: Facts for recommendations, indicators and reports
+
+    /// Every task kept in memory (unfinished, and finished within `keepFinished`) that is unfinished or
+    /// ended at or after `since`, oldest first, with the median run time of similar tasks. `forecast`
+    /// adds estimated ends for queued tasks (a queue simulation, so only when asked).
+    public func facts(since: Timestamp, forecast: Bool = false) -> [TaskFacts] {
+        lock.withLock {
+            let now = clock.now()
+            let ends = forecast ? forecastLocked(now: now) : [:]
+            let selected = tasks.values.filter { !$0.state.isFinished || ($0.ended ?? 0) >= since }.sorted { $0.id < $1.id }
+            return TaskFacts.withSimilar(selected.map { record in
+                var facts = Self.facts(record, now: now, model: record.gpuIndices.first.flatMap { index in gpus.first { $0.index == index }?.model })
+                if record.state.isActive {
+                    let planned = plannedDurations[record.id] ?? predict(record.spec).0
+                    facts.estimatedEnd = ActiveTask.expectedEnd(started: record.started ?? now, planned: planned, now: now,
+                                                                paused: record.pausedTotal + (record.pausedAt.map { now - $0 } ?? 0))
+                } else if let planned = ends[record.id] {
+                    facts.estimatedEnd = planned.end
+                }
+                return facts
+            })
+        }
+    }
+
+    static func facts(_ record: TaskRecord, now: Timestamp, model: String?) -> TaskFacts {
+        let run = record.runTime(at: now)
+        let waitEnd = record.started ?? record.ended ?? now
+        return TaskFacts(
+            id: record.id, name: record.displayName, owner: record.spec.owner, kind: record.spec.predictionKey,
+            state: record.state.rawValue, priority: record.spec.priority.value, offPeak: record.spec.offPeak, gpus: record.spec.gpus,
+            gpuIndices: record.gpuIndices, gpuModel: model, gpuMemoryDeclared: record.spec.gpuMemory, gpuMemoryPeak: record.peakGPUMemory,
+            meanUtilization: record.meanUtilization, submitted: record.submitted, started: record.started, ended: record.ended,
+            runSeconds: Double(run) / 1000, waitSeconds: Double(max(0, waitEnd - record.submitted)) / 1000,
+            gpuHours: Double(record.spec.gpus) * Double(run) / 3_600_000, cost: record.cost, offPeakCost: record.offPeakCost ?? 0,
+            timeLimitSeconds: record.spec.timeLimit.map { Double($0) / 1000 })
+    }
+
+    /// The GPUs as the last tick saw them, with the tasks on each and when a task last held it.
+    public func gpuFacts() -> [GPUFacts] {
+        lock.withLock {
+            gpus.map { gpu in
+                let holders = tasks.values.filter { $0.gpuIndices.contains(gpu.index) }
+                return GPUFacts(gpu: String(gpu.index), uuid: gpu.uuid, model: gpu.model, pricePerHour: gpu.pricePerHour,
+                                memoryTotal: gpu.memoryTotal, tasks: holders.filter(\.state.isActive).count,
+                                lastTaskEnded: holders.compactMap(\.ended).max())
+            }
+        }
+    }
+
+    public var pricing: PricingFacts {
+        PricingFacts(currency: options.costs.currency, defaultGPUHour: options.costs.defaultGPUHour, kwh: options.costs.kwh,
+                     offPeakFactor: options.costs.offPeakFactor, hasOffPeak: !options.costs.offPeak.isEmpty)
+    }
+
+    /// Cost rows by day, owner, task and GPU from `since`'s day on (what has accrued so far included).
+    public func costShares(since: Timestamp) throws -> [CostShareRow] {
+        try lock.withLock {
+            try flush()
+            return try database.costShares(since: Self.day(since))
+        }
+    }
+
+    /// Replays the GPU tasks submitted since `since` that ran (with their real run times) through the
+    /// simulator on this host's GPUs, under the live policy or with its strategy and backfill replaced.
+    /// The built-in score places them (a policy's Lua score runs only on the allocator's own passes).
+    public func replay(since: Timestamp, strategy: Policy.Strategy?, backfill: Bool?) -> ReplayFacts {
+        let (jobs, slots, policy) = lock.withLock { () -> ([TraceJob], [GPUSlot], Policy) in
+            let now = clock.now()
+            let jobs = tasks.values.filter { $0.spec.gpus > 0 && $0.submitted >= since && $0.started != nil && $0.state.isFinished }
+                .map { TraceJob(id: $0.id, gpus: $0.spec.gpus, submit: $0.submitted, duration: max(1000, $0.runTime(at: now)),
+                                kind: $0.spec.predictionKey, owner: $0.spec.owner) }
+            return (jobs, gpus, policyScript.policy)
+        }
+        var chosen = policy
+        if let strategy { chosen.strategy = strategy }
+        if let backfill { chosen.backfill = backfill }
+        var simulator = Simulator(gpuCount: max(1, slots.count), costs: options.costs)
+        if !slots.isEmpty { simulator.gpus = slots.map { GPUSlot(index: $0.index, uuid: $0.uuid, model: $0.model, memoryTotal: $0.memoryTotal) } }
+        var scorer = NoScorer()
+        let report = simulator.run(jobs, policy: chosen, name: chosen.strategy.rawValue, scorer: &scorer)
+        let meanDuration = jobs.isEmpty ? 0 : jobs.reduce(0.0) { $0 + Double($1.duration) / 1000 } / Double(jobs.count)
+        return ReplayFacts(strategy: chosen.strategy.rawValue, backfill: chosen.backfill, jobs: report.jobs,
+                           meanJCTSeconds: report.averageJCT, meanWaitSeconds: max(0, report.averageJCT - meanDuration),
+                           p95WaitSeconds: report.p95Wait, utilization: report.utilization, makespanSeconds: report.makespan)
     }
 
     /// The task's stdout or stderr, the last `limit` bytes.

@@ -190,6 +190,14 @@ public struct TaskRecord: Codable, Sendable, Equatable {
     public var pausedAt: Timestamp?
     public var cost: Double = 0
     public var energyJoules: Double = 0
+    /// The part of `cost` accrued inside off-peak windows.
+    public var offPeakCost: Double?
+    /// Seconds its GPUs' utilisation was sampled while it ran, and the sum of utilisation × seconds
+    /// (mean utilisation = busy / observed).
+    public var observedSeconds: Double?
+    public var busySeconds: Double?
+    /// The most GPU memory its processes used on one GPU.
+    public var peakGPUMemory: Int64?
 
     public init(id: Int64, spec: TaskSpec, submitted: Timestamp) {
         self.id = id
@@ -212,6 +220,13 @@ public struct TaskRecord: Codable, Sendable, Equatable {
         case id, spec, state, submitted, started, ended
         case gpuUUIDs = "gpu_uuids", gpuIndices = "gpu_indices", pid, pidStartTicks = "pid_start_ticks"
         case exitCode = "exit_code", signal, reason, pausedTotal = "paused_ms", pausedAt = "paused_at"
-        case cost, energyJoules = "energy_joules"
+        case cost, energyJoules = "energy_joules", offPeakCost = "off_peak_cost", observedSeconds = "observed_seconds"
+        case busySeconds = "busy_seconds", peakGPUMemory = "peak_gpu_memory"
+    }
+
+    /// Mean utilisation of its GPUs while it ran; nil before any sample.
+    public var meanUtilization: Double? {
+        guard let observedSeconds, observedSeconds > 0 else { return nil }
+        return (busySeconds ?? 0) / observedSeconds
     }
 }

@@ -42,6 +42,8 @@ public enum RuleHealth: String, Sendable, Codable, CaseIterable {
 
 /// What `vigil rules` and the API show about one rule.
 public struct RuleStatus: Sendable, Codable, Equatable {
+    /// "alert" or "recommend".
+    public var kind = "alert"
     public var name: String
     public var file: String
     public var group: String
@@ -67,6 +69,7 @@ public struct RuleFileStatus: Sendable, Codable, Equatable {
     public var loaded: Bool
     /// Why the version on disk did not load (the last good one keeps running).
     public var error: String?
+    /// Alerts, recommendations and indicators it declares.
     public var rules: [String]
     public var memoryBytes: Int
 }
@@ -98,11 +101,33 @@ public final class RuleEngine {
     private var exportedAlertSeries: Set<Labels> = []
     private var firstTick: Timestamp?
     public static let ruleFailingAlert = "VigilRuleFailing"
+    /// The allocator's history, GPUs, prices and benchmarks for `vigil.history`.
+    let history: (any HistorySource)?
+    var recommenders: [String: RecommendRuntime] = [:]
+    var recommenderOrder: [String] = []
+    /// Active recommendations read from the database, until their rule loads again.
+    var restoredRecommendations: [String: [Recommendation]] = [:]
+    var indicatorDefinitions: [String: (definition: IndicatorDefinition, file: RuleFile)] = [:]
+    /// Receives recommendations that appeared, changed or expired, for the database (tests may replace it).
+    lazy var saveRecommendations: ([Recommendation]) -> Void = { [database, writer, logger] items in
+        guard let database, !items.isEmpty else { return }
+        let rows = items.map { item in
+            RecommendationRow(rule: item.rule, fingerprint: item.fingerprint, record: Self.json(item),
+                              firstSeen: item.firstSeen, lastSeen: item.lastSeen, expiredAt: item.expiredAt)
+        }
+        writer.async {
+            do { try database.saveRecommendations(rows) } catch {
+                logger.error("cannot save recommendations", metadata: ["error": "\(error)"])
+            }
+        }
+    }
 
-    public init(store: MetricStore, options: RuleEngineOptions, database: StateDatabase? = nil, logger: Logger) {
+    public init(store: MetricStore, options: RuleEngineOptions, database: StateDatabase? = nil,
+                history: (any HistorySource)? = nil, logger: Logger) {
         self.store = store
         self.options = options
         self.database = database
+        self.history = history
         self.logger = logger
         builtin = RuleRuntime(definition: AlertRuleDefinition(builtin: Self.ruleFailingAlert,
             summary: "rule {{rule}} is quarantined after {{value}} failed evaluations",
@@ -116,6 +141,7 @@ public final class RuleEngine {
             }
         }
         restore(builtin)
+        restoreRecommendations()
         describeMetrics()
     }
 
@@ -158,6 +184,7 @@ public final class RuleEngine {
         }
         for path in files.keys where !paths.contains(path) {
             uninstall(path, keeping: [], at: now)
+            uninstallRecommendations(path, keeping: [], at: now)
             files[path] = nil
             report.removed.append(path)
             logger.info("rule file removed", metadata: ["file": "\(path)"])
@@ -185,7 +212,7 @@ public final class RuleEngine {
 
     /// Loads `path` into a scratch state and checks its declarations, without installing it.
     public static func check(path: String, store: MetricStore = MetricStore(), rulesDirectory: String? = nil,
-                             limits: LuaLimits = .default, logger: Logger) -> Result<[String], RuleLoadError> {
+                             limits: LuaLimits = .default, logger: Logger) -> Result<RuleFileSummary, RuleLoadError> {
         guard let content = FileManager.default.contents(atPath: path) else {
             return .failure(RuleLoadError(description: "\(path): cannot read the file"))
         }
@@ -193,7 +220,8 @@ public final class RuleEngine {
             let file = try RuleFile(path: path, content: content, store: store, limits: limits,
                                     rulesDirectory: rulesDirectory ?? (path as NSString).deletingLastPathComponent,
                                     defaultInterval: 15_000, logger: logger)
-            return .success(file.rules.map(\.name))
+            return .success(RuleFileSummary(alerts: file.rules.map(\.name), recommendations: file.recommendations.map(\.name),
+                                            indicators: file.indicators.map(\.name)))
         } catch let error as LuaError {
             return .failure(RuleLoadError(description: error.fullDescription))
         } catch {
@@ -205,13 +233,26 @@ public final class RuleEngine {
         let file: RuleFile
         do {
             file = try RuleFile(path: path, content: content, store: store, limits: options.limits,
-                                rulesDirectory: options.rulesDirectory, defaultInterval: options.defaultInterval, logger: logger)
+                                rulesDirectory: options.rulesDirectory, defaultInterval: options.defaultInterval,
+                                history: history, logger: logger)
         } catch let error as LuaError {
             return .failure(RuleLoadError(description: error.fullDescription))
         } catch {
             return .failure(RuleLoadError(description: "\(path): \(error)"))
         }
-        if file.rules.isEmpty { return .failure(RuleLoadError(description: "\(path): declares no rules (vigil.alert \"Name\" { … })")) }
+        if file.declaredNames.isEmpty {
+            return .failure(RuleLoadError(description: "\(path): declares nothing (vigil.alert, vigil.recommend or vigil.indicator \"Name\" { … })"))
+        }
+        for definition in file.recommendations {
+            if let other = recommenders[definition.name], other.file.path != path {
+                return .failure(RuleLoadError(description: "\(path): vigil.recommend \"\(definition.name)\" is already declared in \(other.file.path)"))
+            }
+        }
+        for definition in file.indicators {
+            if let other = indicatorDefinitions[definition.name], other.file.path != path {
+                return .failure(RuleLoadError(description: "\(path): vigil.indicator \"\(definition.name)\" is already declared in \(other.file.path)"))
+            }
+        }
         for rule in file.rules {
             if let other = runtimes[rule.name], other.file?.path != path {
                 return .failure(RuleLoadError(description: "\(path): vigil.alert \"\(rule.name)\" is already declared in \(other.file?.path ?? "?")"))
@@ -247,6 +288,7 @@ public final class RuleEngine {
             }
         }
         order = Self.stableOrder(order.filter { runtimes[$0] != nil && !names.contains($0) } + file.rules.map(\.name), runtimes)
+        installRecommendations(file, at: now, renewing: renewing)
     }
 
     /// Rules sorted by file path, keeping declaration order within a file.
@@ -330,6 +372,7 @@ public final class RuleEngine {
             evaluated.append(runtime)
         }
         evaluateBuiltin(at: now)
+        evaluateRecommendations(at: now)
         if options.exportMetrics { exportMetrics(evaluated, at: now) }
         if !exhausted.isEmpty { renewExhausted(at: now) }
     }
@@ -351,7 +394,7 @@ public final class RuleEngine {
         var failure: String?
         var noData = false
         do {
-            let elements = try query(definition, file, at: ts)
+            let elements = try query(definition.query, name: definition.name, file, at: ts)
             instructions += file.state.lastCallInstructions
             noData = elements.isEmpty
             for element in elements {
@@ -429,7 +472,7 @@ public final class RuleEngine {
         publish(runtime, at: ts)
     }
 
-    private struct Element {
+    struct Element {
         var labels: Labels
         var value: Double
         var name: String?
@@ -440,8 +483,8 @@ public final class RuleEngine {
     }
 
     /// The query's result as elements; a scalar is one element without labels, nil none.
-    private func query(_ definition: AlertRuleDefinition, _ file: RuleFile, at ts: Timestamp) throws -> [Element] {
-        switch definition.query {
+    func query(_ query: RuleQuery, name: String, _ file: RuleFile, at ts: Timestamp) throws -> [Element] {
+        switch query {
         case .selector(let text):
             var out: [Element] = []
             for ref in try file.query.series(text) {
@@ -451,7 +494,7 @@ public final class RuleEngine {
             return out
         case .function(let function):
             let result = try file.call(query: function)
-            return try Self.elements(result.first ?? .nil, rule: definition.name)
+            return try Self.elements(result.first ?? .nil, rule: name)
         case .builtin:
             return []
         }
@@ -629,14 +672,14 @@ public final class RuleEngine {
     // MARK: State for commands and the API
 
     public var rules: [RuleStatus] {
-        order.compactMap { runtimes[$0] }.map(\.status)
+        order.compactMap { runtimes[$0] }.map(\.status) + recommenderOrder.compactMap { recommenders[$0] }.map(\.status)
     }
 
     public var fileStatuses: [RuleFileStatus] {
         let paths = Set(files.keys).union(failedFiles.keys).sorted()
         return paths.map { path in
             RuleFileStatus(path: path, loaded: files[path] != nil, error: failedFiles[path]?.error,
-                           rules: files[path]?.rules.map(\.name) ?? [], memoryBytes: files[path]?.state.memoryUsed ?? 0)
+                           rules: files[path]?.declaredNames ?? [], memoryBytes: files[path]?.state.memoryUsed ?? 0)
         }
     }
 
@@ -769,6 +812,20 @@ struct FileStamp: Equatable {
     static func == (lhs: FileStamp, rhs: FileStamp) -> Bool {
         lhs.modified.tv_sec == rhs.modified.tv_sec && lhs.modified.tv_nsec == rhs.modified.tv_nsec
             && lhs.size == rhs.size && lhs.inode == rhs.inode
+    }
+}
+
+/// What a rule file declares, by name.
+public struct RuleFileSummary: Sendable, Equatable {
+    public var alerts: [String]
+    public var recommendations: [String]
+    public var indicators: [String]
+
+    /// "2 alerts (A, B), 1 indicator (speed)"; "nothing" for an empty file.
+    public var description: String {
+        let parts = [("alert", alerts), ("recommendation", recommendations), ("indicator", indicators)].filter { !$0.1.isEmpty }
+        guard !parts.isEmpty else { return "nothing" }
+        return parts.map { "\($0.1.count) \($0.0)\($0.1.count == 1 ? "" : "s") (\($0.1.joined(separator: ", ")))" }.joined(separator: ", ")
     }
 }
 

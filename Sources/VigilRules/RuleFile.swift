@@ -10,6 +10,8 @@ final class RuleDeclarations {
     var defaultInterval: Int64
     var group: String
     private(set) var alerts: [AlertRuleDefinition] = []
+    private(set) var recommendations: [RecommendDefinition] = []
+    private(set) var indicators: [IndicatorDefinition] = []
 
     init(file: String, defaultInterval: Int64 = 15_000) {
         self.file = file
@@ -38,6 +40,43 @@ final class RuleDeclarations {
                 return []
             })]
         })
+    }
+
+    /// `vigil.recommend "Name" { … }` and `vigil.indicator "name" { … }`: a name, then a table.
+    private func declaration(_ kind: String, validName: @escaping (String) -> Bool, hint: String,
+                             _ add: @escaping (String, [LuaValue: LuaValue]) throws -> Void) -> LuaValue {
+        .hostFunction(LuaHostFunction(kind) { args in
+            let name = try args.string(0)
+            guard validName(name) else { throw args.badArgument(0, "\(hint), got \"\(name)\"") }
+            return [.hostFunction(LuaHostFunction(kind) { args in
+                let spec = try args.table(0)
+                guard let table = spec.tableValue else { throw args.badArgument(0, expected: "table") }
+                do {
+                    try add(name, table)
+                } catch let error as RuleDeclarationError {
+                    throw LuaHostError(error.description)
+                }
+                return []
+            })]
+        })
+    }
+
+    func recommendFunction() -> LuaValue {
+        declaration("recommend", validName: Labels.isValidMetricName, hint: "recommendation names are identifiers such as IdleGpu") { [self] name, table in
+            if recommendations.contains(where: { $0.name == name }) {
+                throw RuleDeclarationError("vigil.recommend \"\(name)\" is declared twice in this file")
+            }
+            recommendations.append(try RecommendDefinition(name: name, file: file, defaultInterval: defaultInterval, spec: table))
+        }
+    }
+
+    func indicatorFunction() -> LuaValue {
+        declaration("indicator", validName: Labels.isValidLabelName, hint: "indicator names are identifiers such as speed") { [self] name, table in
+            if indicators.contains(where: { $0.name == name }) {
+                throw RuleDeclarationError("vigil.indicator \"\(name)\" is declared twice in this file")
+            }
+            indicators.append(try IndicatorDefinition(name: name, file: file, spec: table))
+        }
     }
 
     func groupFunction() -> LuaValue {
@@ -73,20 +112,24 @@ final class RuleFile {
     /// The evaluation time queries see; set before each evaluation (virtual in tests).
     let clock: ManualWallClock
     let rules: [AlertRuleDefinition]
+    let recommendations: [RecommendDefinition]
+    let indicators: [IndicatorDefinition]
 
     /// Compiles and runs `path` in a fresh state. Errors (syntax, runtime, declarations) name the file and line.
     init(path: String, content: Data, store: MetricStore, limits: LuaLimits, rulesDirectory: String,
-         defaultInterval: Int64, logger: Logger) throws {
+         defaultInterval: Int64, history: (any HistorySource)? = nil, logger: Logger) throws {
         self.path = path
         self.content = content
         clock = ManualWallClock(0)
         state = try LuaState(name: path, limits: limits, rulesDirectory: rulesDirectory, logger: logger)
         let declarations = RuleDeclarations(file: path, defaultInterval: defaultInterval)
-        let (module, query) = VigilLuaModule.make(store: store, clock: clock, declarations: declarations)
+        let (module, query) = VigilLuaModule.make(store: store, clock: clock, declarations: declarations, history: history)
         self.query = query
         state.registerModule("vigil", module)
         try state.run(String(decoding: content, as: UTF8.self), chunkName: path)
         rules = declarations.alerts
+        recommendations = declarations.recommendations
+        indicators = declarations.indicators
         // Calls a rule's query function with `vigil.query`, without building that table per call; and
         // calls a condition with a series table kept from one evaluation to the next, its value updated.
         let wrappers = try state.run("""
@@ -99,6 +142,9 @@ final class RuleFile {
         self.queryCaller = queryCaller
         self.valueCaller = valueCaller
     }
+
+    /// Names of everything it declares: alerts, then recommendations, then indicators.
+    var declaredNames: [String] { rules.map(\.name) + recommendations.map(\.name) + indicators.map(\.name) }
 
     private var queryCaller: LuaReference?
     private var valueCaller: LuaReference?

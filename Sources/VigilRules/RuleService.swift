@@ -15,6 +15,15 @@ public final class RuleService: Service, Sendable {
         public var rules: [RuleStatus] = []
         public var files: [RuleFileStatus] = []
         public var alerts: [AlertView] = []
+        /// Active recommendations, most valuable first.
+        public var recommendations: [Recommendation] = []
+
+        public init(rules: [RuleStatus] = [], files: [RuleFileStatus] = [], alerts: [AlertView] = [], recommendations: [Recommendation] = []) {
+            self.rules = rules
+            self.files = files
+            self.alerts = alerts
+            self.recommendations = recommendations
+        }
     }
 
     private let engine: UncheckedBox<RuleEngine>
@@ -52,6 +61,19 @@ public final class RuleService: Service, Sendable {
     /// The latest rules, files and alerts (with silences and inhibition applied), as of the last tick.
     public var snapshot: Snapshot { snapshotState.withLock { $0 } }
 
+    /// Every declared indicator for `tasks` and the host, computed on the evaluator's queue.
+    public func indicators(tasks: [TaskFacts], gpus: [GPUFacts]) -> IndicatorReport {
+        queue.sync { engine.value.indicators(tasks: tasks, gpus: gpus, at: clock.now()) }
+    }
+
+    /// Recommendations that expired at or after `since`, newest first, from the database.
+    public func expiredRecommendations(since: Timestamp) throws -> [Recommendation] {
+        guard let database else { return [] }
+        return try database.recommendations(expiredSince: since).filter { $0.expiredAt != nil }
+            .compactMap { try? JSONDecoder().decode(Recommendation.self, from: Data($0.record.utf8)) }
+            .sorted { ($0.expiredAt ?? 0) > ($1.expiredAt ?? 0) }
+    }
+
     /// Asks for a reload at the next tick (SIGHUP).
     public func reload() { reloadRequested.store(true, ordering: .releasing) }
 
@@ -71,6 +93,7 @@ public final class RuleService: Service, Sendable {
                 if lastPrune.map({ now - $0 >= 3_600_000 }) ?? true {
                     lastPrune = now
                     self.pruneHistory(before: now - self.historyRetention)
+                    self.pruneRecommendations(before: now - self.historyRetention)
                 }
                 await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                     self.queue.async {
@@ -83,6 +106,19 @@ public final class RuleService: Service, Sendable {
         }
         queue.sync { engine.value.flush() }
         logger.info("rule evaluator stopped")
+    }
+
+    private func pruneRecommendations(before cutoff: Timestamp) {
+        guard let database else { return }
+        let logger = logger
+        DispatchQueue.global(qos: .utility).async {
+            do {
+                let removed = try database.pruneRecommendations(expiredBefore: cutoff)
+                if removed > 0 { logger.info("old expired recommendations deleted", metadata: ["rows": "\(removed)"]) }
+            } catch {
+                logger.error("cannot prune expired recommendations", metadata: ["error": "\(error)"])
+            }
+        }
     }
 
     private func pruneHistory(before cutoff: Timestamp) {
@@ -122,7 +158,8 @@ public final class RuleService: Service, Sendable {
         pusher.tick(at: now)
         // Once a second is enough for the delivery counters.
         if silences { exportNotificationMetrics(at: now) }
-        var snapshot = Snapshot(rules: engine.rules, files: engine.fileStatuses, alerts: engine.alerts)
+        var snapshot = Snapshot(rules: engine.rules, files: engine.fileStatuses, alerts: engine.alerts,
+                                recommendations: engine.recommendations)
         for index in snapshot.alerts.indices {
             let muting = router.muting(snapshot.alerts[index].labels, at: now)
             snapshot.alerts[index].silencedBy = muting.silencedBy
@@ -145,6 +182,7 @@ public final class RuleService: Service, Sendable {
 
     /// Builds the whole alerting side from the configuration.
     public static func make(configuration: VigilConfiguration, store: MetricStore, clock: any WallClock,
+                            history: (any HistorySource)? = nil,
                             startAfter: (@Sendable () async -> Void)? = nil, logger: Logger) throws -> RuleService {
         let database = try StateDatabase(dataDirectory: configuration.dataDirectory)
         let externalURL = configuration.alerting.externalURL ?? "http://\(configuration.listen)"
@@ -154,7 +192,7 @@ public final class RuleService: Service, Sendable {
         options.resolvedRetention = configuration.rules.resolvedRetentionMilliseconds
         options.limits = LuaLimits(configuration.lua)
         options.externalURL = externalURL
-        let engine = RuleEngine(store: store, options: options, database: database, logger: logger)
+        let engine = RuleEngine(store: store, options: options, database: database, history: history, logger: logger)
         let receivers = configuration.alerting.receivers.map { ReceiverWorker($0, logger: logger) }
         let router = try NotificationRouter(settings: .init(configuration.alerting, externalURL: externalURL),
                                             receivers: receivers,

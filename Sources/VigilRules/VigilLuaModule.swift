@@ -11,13 +11,14 @@ public enum VigilLuaModule {
     /// Every function the module registers, as `area.name`; `rules/README.md` documents each
     /// (a test checks it).
     public static var functionNames: [String] {
-        ["vigil.now", "vigil.alert", "vigil.group"] + QueryFunctions.names.map { "vigil.query.\($0)" }
-            + FormatFunctions.names.map { "vigil.format.\($0)" }
+        ["vigil.now", "vigil.alert", "vigil.group", "vigil.recommend", "vigil.indicator"] + QueryFunctions.names.map { "vigil.query.\($0)" }
+            + FormatFunctions.names.map { "vigil.format.\($0)" } + HistoryFunctions.names.map { "vigil.history.\($0)" }
     }
 
     /// Builds the module for one state. `clock` gives evaluation time (virtual in tests).
     /// `declarations` receives the rules a script declares; without one they are checked and dropped.
-    static func make(store: MetricStore, clock: any WallClock, declarations: RuleDeclarations) -> (LuaValue, QueryFunctions) {
+    static func make(store: MetricStore, clock: any WallClock, declarations: RuleDeclarations,
+                     history: (any HistorySource)? = nil) -> (LuaValue, QueryFunctions) {
         let query = QueryFunctions(store: store, clock: clock)
         var module: [LuaValue: LuaValue] = [:]
         module["now"] = .hostFunction(LuaHostFunction("now") { _ in [.number(Double(clock.now()) / 1000)] })
@@ -25,12 +26,15 @@ public enum VigilLuaModule {
         module["format"] = FormatFunctions.table()
         module["alert"] = declarations.alertFunction()
         module["group"] = declarations.groupFunction()
+        module["recommend"] = declarations.recommendFunction()
+        module["indicator"] = declarations.indicatorFunction()
+        module["history"] = HistoryFunctions.table(history, clock: clock)
         return (.table(module), query)
     }
 
     /// Registers `vigil` in `state` so `require "vigil"` returns it.
-    public static func install(in state: LuaState, store: MetricStore, clock: any WallClock) {
-        state.registerModule("vigil", make(store: store, clock: clock, declarations: RuleDeclarations(file: state.name)).0)
+    public static func install(in state: LuaState, store: MetricStore, clock: any WallClock, history: (any HistorySource)? = nil) {
+        state.registerModule("vigil", make(store: store, clock: clock, declarations: RuleDeclarations(file: state.name), history: history).0)
     }
 
     /// Registers `vigil` for a script that is not a rule file (the allocator policy): `now`, `query` and

@@ -13,9 +13,11 @@ public enum VigilHTTPServer {
     /// The routes, on their own, for tests and for the application below.
     /// `benchmarks` answers `/api/v1/benchmarks` (this host's `vigil bench export`) when given.
     public static func router(store: MetricStore, clock: any WallClock, rules: RuleService? = nil,
-                              benchmarks: (@Sendable () throws -> Data)? = nil, allocator: Allocator? = nil) -> Router<BasicRequestContext> {
+                              benchmarks: (@Sendable () throws -> Data)? = nil, allocator: Allocator? = nil,
+                              reports: ReportBuilder? = nil) -> Router<BasicRequestContext> {
         let router = Router()
         if let allocator { AllocatorRoutes.add(to: router, allocator: allocator, clock: clock) }
+        ReportRoutes.add(to: router, reports: reports, rules: rules, clock: clock)
         router.get("/metrics") { _, _ -> Response in
             let body = store.exposition(at: clock.now())
             return Response(
@@ -72,13 +74,13 @@ public enum VigilHTTPServer {
     /// A Hummingbird application (a `Service`) listening on `address`.
     public static func application(store: MetricStore, clock: any WallClock, address: ListenAddress, rules: RuleService? = nil,
                                    benchmarks: (@Sendable () throws -> Data)? = nil, allocator: Allocator? = nil,
-                                   logger: Logger) -> some ApplicationProtocol {
+                                   reports: ReportBuilder? = nil, logger: Logger) -> some ApplicationProtocol {
         if !address.isLoopback {
             logger.warning("listening beyond loopback: anyone who can reach this address can read the metrics",
                            metadata: ["http.address": "\(address)"])
         }
         return Application(
-            router: router(store: store, clock: clock, rules: rules, benchmarks: benchmarks, allocator: allocator),
+            router: router(store: store, clock: clock, rules: rules, benchmarks: benchmarks, allocator: allocator, reports: reports),
             configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port), serverName: "vigil"),
             logger: logger
         )

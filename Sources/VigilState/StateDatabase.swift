@@ -104,6 +104,32 @@ public final class StateDatabase: Sendable {
                 t.column("run", .text).notNull()
             }
         }
+        migrator.registerMigration("cost-shares-v1") { db in
+            // Cost by day, owner, task and GPU ("" for CPU-only tasks, and for totals carried over from
+            // costDay, which had no finer split): per-owner, per-task and per-GPU reports add up the same rows.
+            try db.create(table: "costShare") { t in
+                t.column("day", .text).notNull()
+                t.column("owner", .text).notNull()
+                t.column("task", .integer).notNull()
+                t.column("gpu", .text).notNull()
+                t.column("cost", .double).notNull()
+                t.column("gpuSeconds", .double).notNull()
+                t.primaryKey(["day", "owner", "task", "gpu"])
+            }
+            try db.execute(sql: "INSERT INTO costShare SELECT day, owner, 0, '', cost, gpuSeconds FROM costDay")
+            try db.drop(table: "costDay")
+        }
+        migrator.registerMigration("recommendations-v1") { db in
+            try db.create(table: "recommendation") { t in
+                t.column("rule", .text).notNull()
+                t.column("fingerprint", .text).notNull()
+                t.column("record", .text).notNull()
+                t.column("firstSeen", .integer).notNull()
+                t.column("lastSeen", .integer).notNull()
+                t.column("expiredAt", .integer).indexed()
+                t.primaryKey(["rule", "fingerprint"])
+            }
+        }
         return migrator
     }
 
@@ -140,22 +166,34 @@ public final class StateDatabase: Sendable {
         try pool.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM task") ?? 0 }
     }
 
-    /// Adds cost and GPU-seconds to (local day, owner) totals, in one transaction.
-    public func addCosts(_ increments: [CostDayRow]) throws {
+    /// Adds cost and GPU-seconds to (local day, owner, task, GPU) totals, in one transaction.
+    public func addCosts(_ increments: [CostShareRow]) throws {
         guard !increments.isEmpty else { return }
         try pool.write { db in
             let statement = try db.cachedStatement(sql: """
-                INSERT INTO costDay (day, owner, cost, gpuSeconds) VALUES (?, ?, ?, ?)
-                ON CONFLICT(day, owner) DO UPDATE SET cost = cost + excluded.cost, gpuSeconds = gpuSeconds + excluded.gpuSeconds
+                INSERT INTO costShare (day, owner, task, gpu, cost, gpuSeconds) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT(day, owner, task, gpu) DO UPDATE SET cost = cost + excluded.cost, gpuSeconds = gpuSeconds + excluded.gpuSeconds
                 """)
-            for row in increments { try statement.execute(arguments: [row.day, row.owner, row.cost, row.gpuSeconds]) }
+            for row in increments {
+                try statement.execute(arguments: [row.day, row.owner, row.task, row.gpu, row.cost, row.gpuSeconds])
+            }
         }
     }
 
     /// Totals per day and owner from `day` (YYYY-MM-DD, local) on, oldest first.
     public func costs(since day: String) throws -> [CostDayRow] {
         try pool.read { db in
-            try CostDayRow.filter(Column("day") >= day).order(Column("day"), Column("owner")).fetchAll(db)
+            try CostDayRow.fetchAll(db, sql: """
+                SELECT day, owner, SUM(cost) AS cost, SUM(gpuSeconds) AS gpuSeconds FROM costShare
+                WHERE day >= ? GROUP BY day, owner ORDER BY day, owner
+                """, arguments: [day])
+        }
+    }
+
+    /// Every (day, owner, task, GPU) row from `day` on, oldest first.
+    public func costShares(since day: String) throws -> [CostShareRow] {
+        try pool.read { db in
+            try CostShareRow.filter(Column("day") >= day).order(Column("day"), Column("owner"), Column("task"), Column("gpu")).fetchAll(db)
         }
     }
 
@@ -167,6 +205,31 @@ public final class StateDatabase: Sendable {
         try pool.write { db in
             try db.execute(sql: "INSERT INTO setting(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                            arguments: [key, value])
+        }
+    }
+
+    // MARK: Recommendations
+
+    /// Writes recommendations (new, still holding, or expired), in one transaction.
+    public func saveRecommendations(_ rows: [RecommendationRow]) throws {
+        guard !rows.isEmpty else { return }
+        try pool.write { db in
+            for row in rows { try row.save(db) }
+        }
+    }
+
+    /// Active recommendations, and expired ones whose expiry is at or after `expiredSince`.
+    public func recommendations(expiredSince: Timestamp = .max) throws -> [RecommendationRow] {
+        try pool.read { db in
+            try RecommendationRow.filter(Column("expiredAt") == nil || Column("expiredAt") >= expiredSince)
+                .order(Column("firstSeen")).fetchAll(db)
+        }
+    }
+
+    /// Deletes recommendations that expired before `time`; returns how many.
+    public func pruneRecommendations(expiredBefore time: Timestamp) throws -> Int {
+        try pool.write { db in
+            try RecommendationRow.filter(Column("expiredAt") != nil && Column("expiredAt") < time).deleteAll(db)
         }
     }
 
@@ -382,9 +445,49 @@ public struct TaskRow: Codable, Sendable, Equatable, FetchableRecord, Persistabl
     }
 }
 
+/// What one task cost on one GPU on one local day (`gpu` is "" for CPU-only tasks; `task` 0 for totals
+/// kept before costs were split by task).
+public struct CostShareRow: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "costShare"
+    public var day: String
+    public var owner: String
+    public var task: Int64
+    public var gpu: String
+    public var cost: Double
+    public var gpuSeconds: Double
+
+    public init(day: String, owner: String, task: Int64, gpu: String, cost: Double, gpuSeconds: Double) {
+        self.day = day
+        self.owner = owner
+        self.task = task
+        self.gpu = gpu
+        self.cost = cost
+        self.gpuSeconds = gpuSeconds
+    }
+}
+
+/// A recommendation as stored: its key, its times, and the whole of it as JSON (VigilRules' `Recommendation`).
+public struct RecommendationRow: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "recommendation"
+    public var rule: String
+    public var fingerprint: String
+    public var record: String
+    public var firstSeen: Timestamp
+    public var lastSeen: Timestamp
+    public var expiredAt: Timestamp?
+
+    public init(rule: String, fingerprint: String, record: String, firstSeen: Timestamp, lastSeen: Timestamp, expiredAt: Timestamp?) {
+        self.rule = rule
+        self.fingerprint = fingerprint
+        self.record = record
+        self.firstSeen = firstSeen
+        self.lastSeen = lastSeen
+        self.expiredAt = expiredAt
+    }
+}
+
 /// What tasks cost on one local day for one owner.
-public struct CostDayRow: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
-    public static let databaseTableName = "costDay"
+public struct CostDayRow: Codable, Sendable, Equatable, FetchableRecord {
     public var day: String
     public var owner: String
     public var cost: Double

@@ -180,8 +180,8 @@ struct RulesCheckCommand: ParsableCommand {
         for file in files {
             switch RuleEngine.check(path: file, rulesDirectory: paths.isEmpty ? configuration.rulesDirectory : nil,
                                     limits: .init(configuration.lua), logger: logger) {
-            case .success(let rules):
-                print("\(file): ok, \(rules.count) rule\(rules.count == 1 ? "" : "s")\(rules.isEmpty ? "" : " (\(rules.joined(separator: ", ")))")")
+            case .success(let summary):
+                print("\(file): ok, \(summary.description)")
             case .failure(let error):
                 failed = true
                 print("\(file): FAILED\n\(error.description.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))")

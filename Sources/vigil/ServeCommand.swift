@@ -45,8 +45,6 @@ struct ServeCommand: AsyncParsableCommand {
         let (configuration, logger, scheduler) = (daemon.configuration, daemon.logger, daemon.scheduler)
         // Plugins found now start with the built-ins; later changes follow within a second.
         daemon.plugins.scan()
-        let rules = try RuleService.make(configuration: configuration, store: daemon.store, clock: daemon.clock,
-                                         startAfter: { await scheduler.firstRound() }, logger: logger)
         let database = try StateDatabase(dataDirectory: configuration.dataDirectory)  // bench results and tasks
         // The latest `vigil bench` results as metrics, for rules and for Prometheus.
         scheduler.registry.add(ScheduledCollector(BenchCollector(database: database), interval: 60_000, timeout: 10_000))
@@ -57,13 +55,18 @@ struct ServeCommand: AsyncParsableCommand {
         allocatorOptions.grace = configuration.allocator.graceMilliseconds
         let allocator = try Allocator(database: database, store: daemon.store, clock: daemon.clock, policy: policy,
                                       options: allocatorOptions, logger: logger)
+        // Rules, recommendations and indicators read the allocator's history through `vigil.history`.
+        let rules = try RuleService.make(configuration: configuration, store: daemon.store, clock: daemon.clock,
+                                         history: AllocatorHistory(allocator: allocator, database: database),
+                                         startAfter: { await scheduler.firstRound() }, logger: logger)
+        let reports = ReportBuilder(allocator: allocator, rules: rules, store: daemon.store, clock: daemon.clock)
         let server = VigilHTTPServer.application(store: daemon.store, clock: daemon.clock, address: configuration.listen,
                                                  rules: rules, benchmarks: {
                                                      let history = BenchHistory(database: database)
                                                      let facts = HostFacts.detect()
                                                      let export = BenchHistory.Export(facts: facts, runs: try history.runs(host: facts.hostname))
                                                      return Data(try BenchHistory.encode(export).utf8)
-                                                 }, allocator: allocator, logger: logger)
+                                                 }, allocator: allocator, reports: reports, logger: logger)
         logger.info("vigil starting", metadata: [
             "http.address": "\(configuration.listen)",
             "collectors": "\(scheduler.names.joined(separator: ","))",

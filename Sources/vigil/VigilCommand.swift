@@ -20,7 +20,8 @@ struct VigilCommand: AsyncParsableCommand {
         version: version,
         subcommands: [ServeCommand.self, CollectCommand.self, EvalCommand.self, GPUsCommand.self, PluginsCommand.self,
                       RulesCommand.self, AlertsCommand.self, SilenceCommand.self, BenchCommand.self, SimCommand.self,
-                      SubmitCommand.self, QueueCommand.self, TaskCommand.self, DrainCommand.self, UndrainCommand.self]
+                      SubmitCommand.self, QueueCommand.self, TaskCommand.self, DrainCommand.self, UndrainCommand.self,
+                      ReportCommand.self, RecommendationsCommand.self]
     )
 }
 

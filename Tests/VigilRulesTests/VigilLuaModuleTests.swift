@@ -84,6 +84,7 @@ struct VigilLuaModuleTests {
             for k in pairs(vigil) do if type(vigil[k]) == 'function' then names[#names + 1] = 'vigil.' .. k end end
             for k in pairs(vigil.query) do names[#names + 1] = 'vigil.query.' .. k end
             for k in pairs(vigil.format) do names[#names + 1] = 'vigil.format.' .. k end
+            for k in pairs(vigil.history) do names[#names + 1] = 'vigil.history.' .. k end
             table.sort(names)
             return names
             """, chunkName: "list.lua")
@@ -93,14 +94,18 @@ struct VigilLuaModuleTests {
             #expect(readme.contains("| `\(field)`") || readme.contains(", `\(field)` |"), "vigil.alert field \(field) is not documented")
             #expect(meta.contains("---@field \(field) "), "vigil.alert field \(field) is not in vigil.meta.lua")
         }
+        for field in RecommendDefinition.fields.union(IndicatorDefinition.fields) {
+            #expect(readme.contains("| `\(field)` |"), "vigil.recommend or vigil.indicator field \(field) is not documented")
+            #expect(meta.contains("---@field \(field) "), "vigil.recommend or vigil.indicator field \(field) is not in vigil.meta.lua")
+        }
     }
 
-    @Test("every vigil.alert example in rules/README.md loads as a rule file")
+    @Test("every vigil.alert, vigil.recommend and vigil.indicator example in rules/README.md loads as a rule file")
     func alertExamplesLoad() throws {
         let readme = try String(contentsOf: repositoryRoot.appendingPathComponent("rules/README.md"), encoding: .utf8)
         let blocks = readme.components(separatedBy: "```lua\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
-            .filter { $0.contains("vigil.alert") }
-        #expect(blocks.count >= 4)
+            .filter { $0.contains("vigil.alert") || $0.contains("vigil.recommend") || $0.contains("vigil.indicator") }
+        #expect(blocks.count >= 6)
         let folder = NSTemporaryDirectory() + "vigil-readme-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -126,7 +131,8 @@ struct VigilLuaModuleTests {
         await scheduler.collectOnce(at: now - 2000)
         await scheduler.collectOnce(at: now - 1000)
         let lua = try state(store, clock)
-        for block in blocks where block.contains("return") && !block.contains("{ { name =") && !block.contains("vigil.alert") && !block.contains("vigil.policy") {
+        for block in blocks where block.contains("return") && !block.contains("{ { name =") && !block.contains("vigil.alert") && !block.contains("vigil.policy")
+            && !block.contains("vigil.recommend") && !block.contains("vigil.indicator") {
             do {
                 let result = try lua.run(block, chunkName: "README.md")
                 #expect(!result.isEmpty, "example returned nothing:\n\(block)")
