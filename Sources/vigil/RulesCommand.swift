@@ -109,17 +109,18 @@ struct RulesListCommand: AsyncParsableCommand {
             print(String(decoding: try encoder.encode(reply.rules), as: UTF8.self))
         } else {
             let now = Int64(Date().timeIntervalSince1970 * 1000)
-            var rows = [["Rule", "Health", "Firing", "Pending", "Every", "Last run", "Took", "Instr.", "Memory", "File"]]
+            // Active: firing alerts, or the recommendations a generator holds.
+            var rows = [["Rule", "Kind", "Health", "Active", "Pending", "Every", "Last run", "Took", "Instr.", "Memory", "File"]]
             for rule in reply.rules {
                 rows.append([
-                    rule.name, rule.health.rawValue, "\(rule.firing)", "\(rule.pending)",
+                    rule.name, rule.kind, rule.health.rawValue, "\(rule.firing)", "\(rule.pending)",
                     DurationParser.format(milliseconds: Int64(rule.intervalSeconds * 1000)),
                     rule.lastEvaluation.map { DurationParser.format(milliseconds: max(0, now - $0) / 1000 * 1000) + " ago" } ?? "never",
                     String(format: "%.2f ms", rule.evaluationSeconds * 1000), "\(rule.instructions)",
                     Format.bytes(Double(rule.memoryBytes)), (rule.file as NSString).lastPathComponent,
                 ])
             }
-            print(TextTable.render(rows, rightAligned: [2, 3, 6, 7, 8]), terminator: "")
+            print(TextTable.render(rows, rightAligned: [3, 4, 7, 8, 9]), terminator: "")
             for rule in reply.rules where rule.lastError != nil && rule.health != .ok {
                 print("\n\(rule.name) (\(rule.health.rawValue)): \(rule.lastError!)")
             }

@@ -18,12 +18,13 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the daemon: collectors, the metrics store, alert rules and the HTTP server.",
         discussion: """
-            Serves /metrics (Prometheus text format 0.0.4), /healthz, /api/v1/rules, /api/v1/alerts and the task
-            API (/api/v1/tasks, /api/v1/queue) on 127.0.0.1:9477 unless told otherwise. Runs the task allocator
-            with the policy in RULES_DIR/policy.lua; tasks and their logs live in DATA_DIR. Runs with no configuration file. Plugins and rule files added
-            to, changed in or removed from their folders take effect without a restart (SIGHUP reloads the rules
-            at once). Alert states, silences and history live in DATA_DIR/vigil.sqlite. SIGTERM or SIGINT stops
-            it cleanly.
+            Serves /metrics (Prometheus text format 0.0.4), /healthz, /api/v1/rules, /api/v1/alerts, the task API
+            (/api/v1/tasks, /api/v1/queue), /api/v1/recommendations and /api/v1/reports on 127.0.0.1:9477 unless
+            told otherwise. Runs the task allocator with the policy in RULES_DIR/policy.lua; tasks and their logs
+            live in DATA_DIR. Runs with no configuration file. Plugins and rule files (alerts, recommendations,
+            indicators) added to, changed in or removed from their folders take effect without a restart (SIGHUP
+            reloads the rules at once). Alert states, silences, history and recommendations live in
+            DATA_DIR/vigil.sqlite. SIGTERM or SIGINT stops it cleanly.
             """
     )
 

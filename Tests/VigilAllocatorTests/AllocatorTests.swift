@@ -380,6 +380,50 @@ struct AllocatorTests {
         try await h.wait(id, "cancelled") { $0.record.state == .cancelled }
     }
 
+    @Test("a task's mean GPU utilisation, peak memory and cost per GPU are kept, and its facts add up to hand-computed figures")
+    func usageAndCostShares() async throws {
+        var costs = CostsConfiguration()
+        costs.gpuHour = [:]
+        costs.defaultGPUHour = 4
+        costs.kwh = 0
+        let h = try AllocatorHarness(costs: costs)
+        let id = try await h.submit(h.blocker("usage"), gpus: 2, owner: "ben")
+        let running = try await h.wait(id, "running") { $0.record.state == .running }
+        let (a, b) = (running.record.gpuIndices[0], running.record.gpuIndices[1])
+        var sleeper: Int32?
+        for _ in 0..<500 where sleeper == nil { sleeper = child(of: try #require(running.record.pid)); try await Task.sleep(for: .milliseconds(10)) }
+        let pid = try #require(sleeper)
+        // Its GPUs at 60 % and 20 %; its command holds 12 GiB on the first, then 5 GiB.
+        func usage(_ memory: Int64) throws {
+            try h.nvml.write(try AllocatorHarness.eightGPUs { index, entry in
+                if index == a { entry["utilization"] = ["gpu": 60, "memory": 10]; entry["processes"] = [["pid": Int(pid), "used_memory": memory, "type": "compute"]] }
+                if index == b { entry["utilization"] = ["gpu": 20, "memory": 10] }
+            })
+        }
+        try usage(12 * GiB)
+        for _ in 0..<5 { h.clock.advance(by: 60_000); try h.tick() }
+        try usage(5 * GiB)
+        for _ in 0..<5 { h.clock.advance(by: 60_000); try h.tick() }
+        h.release("usage")
+        try await h.wait(id, "succeeded") { $0.record.state == .succeeded }
+
+        // Ten minutes on two whole GPUs at 4 an hour: 1.3333, half of it on each GPU.
+        let facts = try #require(h.allocator.facts(since: 0).first { $0.id == id })
+        #expect(abs(facts.cost - 2 * 4 * 10.0 / 60) < 1e-9)
+        #expect(abs(facts.gpuHours - 2 * 10.0 / 60) < 1e-9 && facts.runSeconds == 600)
+        #expect(facts.meanUtilization.map { abs($0 - 0.4) < 1e-9 } == true, "(60 % + 20 %) / 2 for the whole run")
+        #expect(facts.gpuMemoryPeak == 12 * GiB)
+        #expect(facts.owner == "ben" && facts.state == "succeeded" && facts.kind == "sh")
+        let shares = try h.allocator.costShares(since: h.clock.now() - 86_400_000).filter { $0.task == id }
+        #expect(Set(shares.map(\.gpu)) == [String(a), String(b)])
+        for share in shares {
+            #expect(abs(share.cost - 4 * 10.0 / 60) < 1e-9 && abs(share.gpuSeconds - 600) < 1e-9 && share.owner == "ben")
+        }
+        // The per-owner totals are the same rows added up.
+        let days = try h.allocator.costs(since: h.clock.now() - 86_400_000)
+        #expect(abs(days.filter { $0.owner == "ben" }.reduce(0) { $0 + $1.cost } - facts.cost) < 1e-9)
+    }
+
     @Test("a weight changed in the policy file changes the next placement, without a restart; a broken edit keeps the last good policy")
     func policyReload() async throws {
         // GPU 3 is the fastest; GPU 7 (a GeForce) the cheapest.
