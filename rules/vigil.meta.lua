@@ -263,7 +263,7 @@ function vigil.indicator(name) end
 ---@class vigil.history
 vigil.history = {}
 
----@param options { since: VigilRange?, state: string?, owner: string?, kind: string? }?
+---@param options { since: VigilRange?, state: string?, owner: string?, kind: string?, limit: integer? }?
 ---@return VigilTaskFacts[]
 function vigil.history.tasks(options) end
 ---@return { gpu: string, uuid: string, model: string, price_per_hour: number, memory_total: integer, tasks: integer, last_task_ended: integer? }[]

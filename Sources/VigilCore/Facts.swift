@@ -95,7 +95,7 @@ public struct TaskFacts: Codable, Sendable, Equatable {
         for key in byKind.keys { byKind[key]!.sort { $0.ended > $1.ended } }
         return tasks.map { task in
             var task = task
-            let others = (byKind[task.kind] ?? []).filter { $0.id != task.id }.prefix(window).map(\.seconds)
+            let others = (byKind[task.kind] ?? []).lazy.filter { $0.id != task.id }.prefix(window).map(\.seconds)
             task.similarCount = others.count
             task.similarMedianSeconds = others.isEmpty ? nil : Self.median(Array(others))
             return task

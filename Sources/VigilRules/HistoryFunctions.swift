@@ -31,13 +31,17 @@ enum HistoryFunctions {
         }
         add("tasks") { args in
             let options = try args.optionalTable(0)
-            try checkKeys(args, options, ["since", "state", "owner", "kind"])
+            try checkKeys(args, options, ["since", "state", "owner", "kind", "limit"])
             let from = try since(args, options, default: 7 * 86_400_000)
             let state = try text(args, options, "state"), owner = try text(args, options, "owner"), kind = try text(args, options, "kind")
+            // A task is a table of about 2 KiB in Lua: the newest `limit` keep a script within its memory cap.
+            let limitValue = options?["limit"] ?? .nil
+            guard limitValue.isNil || (limitValue.intValue ?? 0) > 0 else { throw args.badArgument(0, "limit must be a positive whole number") }
+            let limit = Int(limitValue.intValue ?? 1000)
             let tasks = (source?.tasks(since: from) ?? []).filter { task in
                 (state == nil || task.state == state || (state == "finished" && task.isFinished) || (state == "active" && task.isActive))
                     && (owner == nil || task.owner == owner) && (kind == nil || task.kind == kind)
-            }
+            }.suffix(limit)
             return [.array(tasks.map(LuaValue.encoding))]
         }
         add("gpus") { _ in [.array((source?.gpus() ?? []).map(LuaValue.encoding))] }

@@ -131,6 +131,7 @@ extension RuleEngine {
         } catch {
             failure = "\(error)"
         }
+        if file.state.needsReset { exhausted.insert(file.path) }
         runtime.lastEvaluation = ts
         runtime.duration = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         runtime.instructions = instructions

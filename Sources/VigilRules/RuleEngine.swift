@@ -92,7 +92,7 @@ public final class RuleEngine {
     /// Each file's stat when last read: an unchanged file is not read again.
     private var stamps: [String: FileStamp] = [:]
     /// Files whose state a memory error left too full to trust: loaded afresh after this tick.
-    private var exhausted: Set<String> = []
+    var exhausted: Set<String> = []
     private var runtimes: [String: RuleRuntime] = [:]
     private var order: [String] = []
     private var restored: [String: [AlertStateRecord]] = [:]
@@ -108,20 +108,6 @@ public final class RuleEngine {
     /// Active recommendations read from the database, until their rule loads again.
     var restoredRecommendations: [String: [Recommendation]] = [:]
     var indicatorDefinitions: [String: (definition: IndicatorDefinition, file: RuleFile)] = [:]
-    /// Receives recommendations that appeared, changed or expired, for the database (tests may replace it).
-    lazy var saveRecommendations: ([Recommendation]) -> Void = { [database, writer, logger] items in
-        guard let database, !items.isEmpty else { return }
-        let rows = items.map { item in
-            RecommendationRow(rule: item.rule, fingerprint: item.fingerprint, record: Self.json(item),
-                              firstSeen: item.firstSeen, lastSeen: item.lastSeen, expiredAt: item.expiredAt)
-        }
-        writer.async {
-            do { try database.saveRecommendations(rows) } catch {
-                logger.error("cannot save recommendations", metadata: ["error": "\(error)"])
-            }
-        }
-    }
-
     public init(store: MetricStore, options: RuleEngineOptions, database: StateDatabase? = nil,
                 history: (any HistorySource)? = nil, logger: Logger) {
         self.store = store
@@ -691,6 +677,21 @@ public final class RuleEngine {
                           annotations: instance.annotations, value: instance.value, activeAt: instance.activeAt,
                           firedAt: instance.firedAt, resolvedAt: instance.resolvedAt, flapping: instance.flapping,
                           silencedBy: [], inhibited: false, fingerprint: Alert.fingerprint(instance.labels))
+            }
+        }
+    }
+
+    /// Writes recommendations that appeared, changed or expired, on the state writer's queue.
+    func saveRecommendations(_ items: [Recommendation]) {
+        guard let database, !items.isEmpty else { return }
+        let rows = items.map { item in
+            RecommendationRow(rule: item.rule, fingerprint: item.fingerprint, record: Self.json(item),
+                              firstSeen: item.firstSeen, lastSeen: item.lastSeen, expiredAt: item.expiredAt)
+        }
+        let logger = logger
+        writer.async {
+            do { try database.saveRecommendations(rows) } catch {
+                logger.error("cannot save recommendations", metadata: ["error": "\(error)"])
             }
         }
     }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Testing
 import VigilCore
+import VigilLua
 import VigilState
 import VigilStore
 @testable import VigilRules
@@ -280,6 +281,37 @@ struct RecommendationTests {
         #expect(levels(report.host) == ["speed": "Medium", "efficiency": "Good", "status": "Active"])
         let speed = try #require(report.host.first { $0.name == "speed" }?.value)
         #expect(abs(speed - (0.5 + 0.75 * (0.02 + 0.9 + 0.5) / 3)) < 1e-9)
+    }
+
+    @Test("vigil.history filters tasks and benchmarks, keeps the newest `limit`, and says what a wrong option is")
+    func historyFunctions() throws {
+        let lua = try LuaState(name: "h.lua", logger: Logger(label: "test"))
+        VigilLuaModule.install(in: lua, store: MetricStore(), clock: ManualWallClock(now * 1000), history: recorded(now: now))
+        func run(_ source: String) throws -> [LuaValue] { try lua.run("local vigil = require 'vigil'\n" + source, chunkName: "h.lua") }
+        let ids = try run("""
+            local out = {}
+            for _, t in ipairs(vigil.history.tasks { state = "succeeded", owner = "ana", limit = 2 }) do out[#out + 1] = t.id end
+            return table.concat(out, ",")
+            """)
+        #expect(ids == [.string("3,4")])
+        #expect(try run("return #vigil.history.tasks { since = '1h' }") == [.integer(0)], "they all ended about a day ago")
+        #expect(try run("return #vigil.history.tasks { state = 'finished', kind = 'etl' }") == [.integer(2)])
+        #expect(try run("return #vigil.history.benchmarks { name = 'disk.latency' }") == [.integer(3)])
+        #expect(try run("return vigil.history.replay { strategy = 'batch' }.mean_wait_seconds") == [.integer(900)])
+        #expect(try run("return vigil.history.pricing().off_peak_factor") == [.number(0.5)])
+        #expect(try run("return vigil.history.gpus()[2].price_per_hour") == [.integer(3)])
+        #expect(throws: LuaError.self) { try run("return vigil.history.tasks { sinse = '1d' }") }
+        do {
+            _ = try run("return vigil.history.tasks { limit = 0 }")
+            Issue.record("limit 0 accepted")
+        } catch let error as LuaError {
+            #expect(error.description.contains("limit must be a positive whole number"), "\(error)")
+        }
+        // Without an allocator (vigil eval, alert rule tests): empty lists, no prices, no replays.
+        let bare = try LuaState(name: "b.lua", logger: Logger(label: "test"))
+        VigilLuaModule.install(in: bare, store: MetricStore(), clock: ManualWallClock(0))
+        #expect(try bare.run("local vigil = require 'vigil' return #vigil.history.tasks(), vigil.history.pricing(), vigil.history.replay()",
+                             chunkName: "b.lua") == [.integer(0), .nil, .nil])
     }
 
     @Test("mistakes in recommendation and indicator scripts are reported with the file, and the rest keeps working")
