@@ -74,32 +74,12 @@ final class AlertRuleDefinition {
         self.file = file
         self.group = group
         func fail(_ message: String) -> RuleDeclarationError { RuleDeclarationError("vigil.alert \"\(name)\": \(message)") }
-        for key in spec.keys {
-            guard let field = key.stringValue else { throw fail("fields are named, found a \(LuaFormat.describe(key)) key") }
-            guard Self.fields.contains(field) else {
-                throw fail("unknown field '\(field)' (known: \(Self.fields.sorted().joined(separator: ", ")))")
-            }
-        }
-        func duration(_ field: String, default value: Int64) throws -> Int64 {
-            let raw = spec[.string(field)] ?? .nil
-            if raw.isNil { return value }
-            if let seconds = raw.doubleValue, seconds >= 0 { return Int64(seconds * 1000) }
-            guard let text = raw.stringValue, let ms = DurationParser.milliseconds(text) else {
-                throw fail("\(field) must be a duration such as \"30s\" or \"5m\", got \(LuaFormat.describe(raw))")
-            }
-            return ms
-        }
-        interval = try duration("every", default: defaultInterval)
+        try Declaration.checkFields(spec, Self.fields, fail)
+        interval = try Declaration.duration(spec, "every", default: defaultInterval, fail)
         guard interval > 0 else { throw fail("every must be longer than 0") }
-        pending = try duration("pending", default: 0)
-        keep = try duration("keep", default: 0)
-
-        switch spec[.string("query")] ?? .nil {
-        case .string(let text): query = .selector(text.string)
-        case .function(let function): query = .function(function)
-        case .nil: throw fail("query is required: a selector such as \"gpu_temperature_celsius\" or function(q) … end")
-        case let other: throw fail("query must be a selector string or a function, got \(LuaFormat.describe(other))")
-        }
+        pending = try Declaration.duration(spec, "pending", default: 0, fail)
+        keep = try Declaration.duration(spec, "keep", default: 0, fail)
+        query = try Declaration.query(spec, fail)
 
         let severityValue = spec[.string("severity")] ?? .nil
         if !severityValue.isNil && severityValue.stringValue == nil { throw fail("severity must be a string") }
@@ -239,6 +219,41 @@ final class AlertRuleDefinition {
     private static func ratio(_ value: LuaValue) throws -> Double? {
         guard let number = value.doubleValue, number >= 0, number <= 1 else { return nil }
         return number
+    }
+}
+
+/// The fields `vigil.alert` and `vigil.recommend` share, read the same way.
+enum Declaration {
+    /// Every key is a known field's name.
+    static func checkFields(_ spec: [LuaValue: LuaValue], _ known: Set<String>, _ fail: (String) -> RuleDeclarationError) throws {
+        for key in spec.keys {
+            guard let field = key.stringValue else { throw fail("fields are named, found a \(LuaFormat.describe(key)) key") }
+            guard known.contains(field) else {
+                throw fail("unknown field '\(field)' (known: \(known.sorted().joined(separator: ", ")))")
+            }
+        }
+    }
+
+    /// A duration field ("30s", or seconds) in milliseconds; `value` when absent.
+    static func duration(_ spec: [LuaValue: LuaValue], _ field: String, default value: Int64,
+                         _ fail: (String) -> RuleDeclarationError) throws -> Int64 {
+        let raw = spec[.string(field)] ?? .nil
+        if raw.isNil { return value }
+        if let seconds = raw.doubleValue, seconds >= 0 { return Int64(seconds * 1000) }
+        guard let text = raw.stringValue, let ms = DurationParser.milliseconds(text) else {
+            throw fail("\(field) must be a duration such as \"30s\" or \"5m\", got \(LuaFormat.describe(raw))")
+        }
+        return ms
+    }
+
+    /// `query`: a selector or a function (required).
+    static func query(_ spec: [LuaValue: LuaValue], _ fail: (String) -> RuleDeclarationError) throws -> RuleQuery {
+        switch spec[.string("query")] ?? .nil {
+        case .string(let text): return .selector(text.string)
+        case .function(let function): return .function(function)
+        case .nil: throw fail("query is required: a selector such as \"gpu_temperature_celsius\" or function(q) … end")
+        case let other: throw fail("query must be a selector string or a function, got \(LuaFormat.describe(other))")
+        }
     }
 }
 

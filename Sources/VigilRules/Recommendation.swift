@@ -65,35 +65,11 @@ final class RecommendDefinition {
         self.name = name
         self.file = file
         func fail(_ message: String) -> RuleDeclarationError { RuleDeclarationError("vigil.recommend \"\(name)\": \(message)") }
-        for key in spec.keys {
-            guard let field = key.stringValue else { throw fail("fields are named, found a \(LuaFormat.describe(key)) key") }
-            guard Self.fields.contains(field) else {
-                throw fail("unknown field '\(field)' (known: \(Self.fields.sorted().joined(separator: ", ")))")
-            }
-        }
-        let every = spec[.string("every")] ?? .nil
-        if every.isNil {
-            interval = defaultInterval
-        } else if let seconds = every.doubleValue, seconds > 0 {
-            interval = Int64(seconds * 1000)
-        } else if let text = every.stringValue, let ms = DurationParser.milliseconds(text), ms > 0 {
-            interval = ms
-        } else {
-            throw fail("every must be a duration such as \"5m\", got \(LuaFormat.describe(every))")
-        }
-        switch spec[.string("query")] ?? .nil {
-        case .string(let text): query = .selector(text.string)
-        case .function(let function): query = .function(function)
-        case .nil: throw fail("query is required: a selector or function(q) … end returning the candidates")
-        case let other: throw fail("query must be a selector string or a function, got \(LuaFormat.describe(other))")
-        }
-        func function(_ field: String) throws -> LuaReference? {
-            switch spec[.string(field)] ?? .nil {
-            case .nil: return nil
-            case .function(let reference): return reference
-            case let other: throw fail("\(field) must be a function, got \(LuaFormat.describe(other))")
-            }
-        }
+        try Declaration.checkFields(spec, Self.fields, fail)
+        interval = try Declaration.duration(spec, "every", default: defaultInterval, fail)
+        guard interval > 0 else { throw fail("every must be longer than 0") }
+        query = try Declaration.query(spec, fail)
+        func function(_ field: String) throws -> LuaReference? { try optionalFunction(spec, field, fail) }
         when = try function("when")
         saving = try function("saving")
         func template(_ field: String, required: Bool) throws -> Template {
@@ -143,11 +119,7 @@ final class IndicatorDefinition {
         self.name = name
         self.file = file
         func fail(_ message: String) -> RuleDeclarationError { RuleDeclarationError("vigil.indicator \"\(name)\": \(message)") }
-        for key in spec.keys {
-            guard let field = key.stringValue, Self.fields.contains(field) else {
-                throw fail("unknown field \(LuaFormat.describe(key)) (known: \(Self.fields.sorted().joined(separator: ", ")))")
-            }
-        }
+        try Declaration.checkFields(spec, Self.fields, fail)
         guard let levels = spec[.string("levels")]?.arrayValue?.compactMap(\.stringValue), levels.count >= 1 else {
             throw fail("levels is required: a list of names, lowest first, such as { \"Low\", \"Medium\", \"High\" }")
         }
@@ -162,13 +134,7 @@ final class IndicatorDefinition {
         }
         guard zip(thresholds, thresholds.dropFirst()).allSatisfy({ $0 < $1 }) else { throw fail("thresholds must be ascending") }
         self.thresholds = thresholds
-        func function(_ field: String) throws -> LuaReference? {
-            switch spec[.string(field)] ?? .nil {
-            case .nil: return nil
-            case .function(let reference): return reference
-            case let other: throw fail("\(field) must be a function, got \(LuaFormat.describe(other))")
-            }
-        }
+        func function(_ field: String) throws -> LuaReference? { try optionalFunction(spec, field, fail) }
         task = try function("task")
         host = try function("host")
         guard task != nil || host != nil else { throw fail("give task = function(t) … end, host = function(h) … end, or both") }
@@ -192,6 +158,16 @@ final class IndicatorDefinition {
             return (text, nil)
         }
         throw RuleDeclarationError("vigil.indicator \"\(name)\" must return a number, a level name or nil, not \(result.typeName)")
+    }
+}
+
+/// The function in `spec[field]`, nil when absent; anything else is the declaration's mistake.
+private func optionalFunction(_ spec: [LuaValue: LuaValue], _ field: String,
+                              _ fail: (String) -> RuleDeclarationError) throws -> LuaReference? {
+    switch spec[.string(field)] ?? .nil {
+    case .nil: return nil
+    case .function(let reference): return reference
+    case let other: throw fail("\(field) must be a function, got \(LuaFormat.describe(other))")
     }
 }
 

@@ -36,7 +36,7 @@ public final class RuleService: Service, Sendable {
     private let snapshotState = Mutex(Snapshot())
     private let reloadRequested = Atomic<Bool>(false)
     private let tickInterval: Int64 = 250
-    /// Alert history older than this is deleted (checked hourly). 30 days.
+    /// Alert history and expired recommendations older than this are deleted (checked hourly). 30 days.
     private let historyRetention: Int64 = 30 * 86_400_000
     private let reloadInterval: Int64
     private let startAfter: (@Sendable () async -> Void)?
@@ -92,8 +92,7 @@ public final class RuleService: Service, Sendable {
                 if silences { lastSilences = now }
                 if lastPrune.map({ now - $0 >= 3_600_000 }) ?? true {
                     lastPrune = now
-                    self.pruneHistory(before: now - self.historyRetention)
-                    self.pruneRecommendations(before: now - self.historyRetention)
+                    self.prune(before: now - self.historyRetention)
                 }
                 await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                     self.queue.async {
@@ -108,28 +107,18 @@ public final class RuleService: Service, Sendable {
         logger.info("rule evaluator stopped")
     }
 
-    private func pruneRecommendations(before cutoff: Timestamp) {
+    /// Deletes alert history, and recommendations that expired, older than `cutoff`, off the evaluator's queue.
+    private func prune(before cutoff: Timestamp) {
         guard let database else { return }
         let logger = logger
         DispatchQueue.global(qos: .utility).async {
-            do {
-                let removed = try database.pruneRecommendations(expiredBefore: cutoff)
-                if removed > 0 { logger.info("old expired recommendations deleted", metadata: ["rows": "\(removed)"]) }
-            } catch {
-                logger.error("cannot prune expired recommendations", metadata: ["error": "\(error)"])
-            }
-        }
-    }
-
-    private func pruneHistory(before cutoff: Timestamp) {
-        guard let database else { return }
-        let logger = logger
-        DispatchQueue.global(qos: .utility).async {
-            do {
-                let removed = try database.pruneHistory(before: cutoff)
-                if removed > 0 { logger.info("old alert history deleted", metadata: ["rows": "\(removed)"]) }
-            } catch {
-                logger.error("cannot prune the alert history", metadata: ["error": "\(error)"])
+            for (what, delete) in [("old alert history", database.pruneHistory), ("old expired recommendations", database.pruneRecommendations)] {
+                do {
+                    let removed = try delete(cutoff)
+                    if removed > 0 { logger.info("\(what) deleted", metadata: ["rows": "\(removed)"]) }
+                } catch {
+                    logger.error("cannot delete \(what)", metadata: ["error": "\(error)"])
+                }
             }
         }
     }
