@@ -44,6 +44,41 @@ vigil.recommend "IdleGpu" {
   advice = "No task held it and utilisation stayed at or under {{value | percent}}. Give it queued work, lend it to another team, or power it down: idle it still costs {{monthly | fixed(0)}} a month.",
 }
 
+-- Tasks that hold GPUs and leave them mostly idle (under 30 % busy over at least an hour of running this
+-- week): the idle share of what they cost is paid for nothing. Usually a slow input pipeline, or more GPUs
+-- than the code uses.
+vigil.recommend "UnderusedGpus" {
+  every = "15m",
+  about = "owner",
+  query = function(q)
+    local groups = {}
+    for _, t in ipairs(vigil.history.tasks { since = "7d" }) do
+      if t.gpus > 0 and t.mean_utilization and t.run_seconds > 0 then
+        local key = t.owner .. "\0" .. t.kind
+        local g = groups[key] or { owner = t.owner, kind = t.kind, busy = 0, seconds = 0, cost = 0, gpu_hours = 0, tasks = 0 }
+        g.busy = g.busy + t.mean_utilization * t.run_seconds
+        g.seconds = g.seconds + t.run_seconds
+        g.cost = g.cost + t.cost
+        g.gpu_hours = g.gpu_hours + t.gpu_hours
+        g.tasks = g.tasks + 1
+        groups[key] = g
+      end
+    end
+    local out = {}
+    for _, g in pairs(groups) do
+      out[#out + 1] = { labels = { owner = g.owner, kind = g.kind }, value = g.busy / g.seconds, hours = g.seconds / 3600,
+                        cost = g.cost, gpu_hours = g.gpu_hours, tasks = g.tasks }
+    end
+    return out
+  end,
+  when = function(s) return s.value < 0.3 and s.hours >= 1 end,
+  saving = function(s)
+    return { money = (1 - s.value) * s.cost * WEEKS_PER_MONTH, gpu_hours = (1 - s.value) * s.gpu_hours * WEEKS_PER_MONTH }
+  end,
+  title = "{{owner}}'s {{kind}} tasks keep their GPUs only {{value | percent}} busy",
+  advice = "Over {{hours | fixed(1)}} hours of running this week. Feed the GPUs faster (data loading, CPU preprocessing), ask for fewer GPUs, or share one with --gpu-mem.",
+}
+
 -- Tasks of one kind that declare far more GPU memory than they ever use: the declaration holds the rest of
 -- the GPU back from other tasks, and the cost is charged on the declared share.
 vigil.recommend "OversizedMemoryRequest" {

@@ -422,6 +422,11 @@ struct AllocatorTests {
         // The per-owner totals are the same rows added up.
         let days = try h.allocator.costs(since: h.clock.now() - 86_400_000)
         #expect(abs(days.filter { $0.owner == "ben" }.reduce(0) { $0 + $1.cost } - facts.cost) < 1e-9)
+        // Replayed through the simulator: one 2-GPU job of 600 s on an idle host waits for nothing.
+        let replay = h.allocator.replay(since: 0, strategy: .immediate, backfill: false)
+        #expect(replay.jobs == 1 && replay.strategy == "immediate" && !replay.backfill && replay.meanWaitSeconds == 0)
+        #expect(replay.meanJCTSeconds == 600 && replay.makespanSeconds == 600)
+        #expect(abs(replay.utilization - 2.0 / 8) < 1e-9, "2 of the 8 GPUs busy for the whole makespan")
     }
 
     @Test("a weight changed in the policy file changes the next placement, without a restart; a broken edit keeps the last good policy")

@@ -91,7 +91,8 @@ private func recorded(now: Int64) -> RecordedHistory {
     var history = RecordedHistory()
     history.taskList = (1...4).map { task($0, owner: "ana", kind: "train", declared: 40 * GiB, peak: 6 * GiB, run: 7200, cost: 10) }
         + [task(5, owner: "ben", kind: "etl", cost: 12, offPeakCost: 2), task(6, owner: "ben", kind: "etl", cost: 12, offPeakCost: 2),
-           task(7, owner: "carl", kind: "urgent", priority: 75, cost: 50)]
+           task(7, owner: "carl", kind: "urgent", priority: 75, cost: 50),
+           task(8, owner: "dora", kind: "notebook", priority: 75, util: 0.1, run: 7200, cost: 8)]
     history.gpuList = [
         GPUFacts(gpu: "0", uuid: "GPU-0", model: "NVIDIA L40S", pricePerHour: 2.5, memoryTotal: 48 * GiB, tasks: 0, lastTaskEnded: nil),
         GPUFacts(gpu: "1", uuid: "GPU-1", model: "NVIDIA H100", pricePerHour: 3, memoryTotal: 80 * GiB, tasks: 1, lastTaskEnded: nil),
@@ -165,6 +166,12 @@ struct RecommendationTests {
         #expect(abs(offPeak["ben"]!.savingPerMonth! - 20 * 0.5 * weeksPerMonth) < 1e-6)
         #expect(offPeak["ben"]!.advice.hasPrefix("2 normal- or low-priority tasks cost 20.00 at peak rates"))
 
+        // dora's notebook kept its GPU 10 % busy for 2 hours: 90 % of its cost (8) a week was for idle time.
+        let underused = try #require(h.by("UnderusedGpus").first)
+        #expect(h.by("UnderusedGpus").map(\.subjectID) == ["dora"], "ana's and ben's tasks are 80 % busy")
+        #expect(abs(underused.savingPerMonth! - 0.9 * 8 * weeksPerMonth) < 1e-6 && abs(underused.gpuHoursPerMonth! - 0.9 * 2 * weeksPerMonth) < 1e-6)
+        #expect(underused.title == "dora's notebook tasks keep their GPUs only 10.0% busy")
+
         let strategy = try #require(h.by("QueueStrategy").first)
         #expect(strategy.labels == ["strategy": "immediate"] && strategy.value == 0.5 && strategy.subject == "host")
         #expect(strategy.title == #"strategy = "immediate" would have cut the mean queue wait from 10m to 5m"#)
@@ -178,7 +185,7 @@ struct RecommendationTests {
         #expect(regression.title == "benchmark memory.copy regressed 20.0%: 8.000 GB/s against a median of 10.000")
 
         // Most valuable first: money, then GPU-hours, then severity.
-        #expect(all.map(\.rule) == ["IdleGpu", "GpuThrottled", "OversizedMemoryRequest", "RunOffPeak", "RunOffPeak",
+        #expect(all.map(\.rule) == ["IdleGpu", "GpuThrottled", "OversizedMemoryRequest", "RunOffPeak", "RunOffPeak", "UnderusedGpus",
                                     "AvoidFaultyGpu", "BenchmarkRegression", "QueueStrategy"])
     }
 
