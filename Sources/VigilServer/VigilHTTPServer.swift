@@ -74,7 +74,8 @@ public enum VigilHTTPServer {
     /// A Hummingbird application (a `Service`) listening on `address`.
     public static func application(store: MetricStore, clock: any WallClock, address: ListenAddress, rules: RuleService? = nil,
                                    benchmarks: (@Sendable () throws -> Data)? = nil, allocator: Allocator? = nil,
-                                   reports: ReportBuilder? = nil, logger: Logger) -> some ApplicationProtocol {
+                                   reports: ReportBuilder? = nil, logger: Logger,
+                                   onRunning: @escaping @Sendable () async -> Void = {}) -> some ApplicationProtocol {
         if !address.isLoopback {
             logger.warning("listening beyond loopback: anyone who can reach this address can read the metrics",
                            metadata: ["http.address": "\(address)"])
@@ -82,6 +83,7 @@ public enum VigilHTTPServer {
         return Application(
             router: router(store: store, clock: clock, rules: rules, benchmarks: benchmarks, allocator: allocator, reports: reports),
             configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port), serverName: "vigil"),
+            onServerRunning: { _ in await onRunning() },
             logger: logger
         )
     }

@@ -67,7 +67,8 @@ struct ServeCommand: AsyncParsableCommand {
                                                      let facts = HostFacts.detect()
                                                      let export = BenchHistory.Export(facts: facts, runs: try history.runs(host: facts.hostname))
                                                      return Data(try BenchHistory.encode(export).utf8)
-                                                 }, allocator: allocator, reports: reports, logger: logger)
+                                                 }, allocator: allocator, reports: reports, logger: logger,
+                                                 onRunning: { SystemdNotifier.notify("READY=1\nSTATUS=running") })
         logger.info("vigil starting", metadata: [
             "http.address": "\(configuration.listen)",
             "collectors": "\(scheduler.names.joined(separator: ","))",
@@ -80,7 +81,8 @@ struct ServeCommand: AsyncParsableCommand {
                 .init(service: scheduler),
                 .init(service: daemon.plugins),
                 .init(service: rules),
-                .init(service: ReloadOnHangup(rules: rules, logger: logger)),
+                .init(service: SystemdAndReload(global: global, listen: listen.flatMap(ListenAddress.init(parsing:)), daemon: daemon,
+                                                rules: rules, logger: logger)),
                 .init(service: AllocatorService(allocator: allocator, interval: configuration.allocator.intervalMilliseconds,
                                                 startAfter: { await scheduler.firstRound() })),
                 .init(service: server),
@@ -93,18 +95,85 @@ struct ServeCommand: AsyncParsableCommand {
     }
 }
 
-/// SIGHUP reloads the rules at once (the folder is also watched, so an edit is live within a second anyway).
-struct ReloadOnHangup: Service {
+/// Talks to systemd and answers SIGHUP: a reload re-reads the configuration (built-in collectors whose
+/// settings changed are replaced; settings that need a restart are named in the log), rescans the plugins
+/// folder and reloads the rules, while collection goes on. Sends `RELOADING=1` then `READY=1` around it,
+/// `WATCHDOG=1` when systemd asks for keep-alives, and `STOPPING=1` when the daemon begins to stop.
+struct SystemdAndReload: Service {
+    let global: GlobalOptions
+    let listen: ListenAddress?
+    let daemon: Daemon
     let rules: RuleService
     let logger: Logger
 
     func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
-        await cancelWhenGracefulShutdown {
-            for await _ in signals {
-                logger.info("SIGHUP: reloading rules")
-                rules.reload()
+        let watchdog = Task {
+            guard let interval = SystemdNotifier.watchdogInterval else { return }
+            while !Task.isCancelled {
+                SystemdNotifier.notify("WATCHDOG=1")
+                try? await Task.sleep(for: interval)
             }
         }
+        defer { watchdog.cancel() }
+        await withGracefulShutdownHandler {
+            await cancelWhenGracefulShutdown {
+                var current = daemon.configuration
+                for await _ in signals {
+                    SystemdNotifier.reloading()
+                    current = reload(from: current)
+                    SystemdNotifier.notify("READY=1\nSTATUS=running; reloaded at \(Date())")
+                }
+            }
+        } onGracefulShutdown: {
+            SystemdNotifier.notify("STOPPING=1\nSTATUS=stopping")
+        }
+    }
+
+    /// One reload; returns the configuration now in force.
+    private func reload(from old: VigilConfiguration) -> VigilConfiguration {
+        logger.info("SIGHUP: reloading the configuration, plugins and rules")
+        var configuration = old
+        do {
+            var loaded = try global.loadConfiguration()
+            if let listen { loaded.listen = listen }
+            configuration = loaded
+        } catch {
+            logger.error("SIGHUP: the configuration did not load; the running one stays", metadata: ["error": "\(error)"])
+        }
+        if configuration.collectors != old.collectors {
+            let made = Dictionary(BuiltinCollectors.make(configuration.collectors, store: daemon.store, clock: daemon.clock, logger: logger)
+                .map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+            for name in BuiltinCollectors.names where configuration.collectors.settings(for: name) != old.collectors.settings(for: name)
+                || configuration.collectors.nvmlLibrary != old.collectors.nvmlLibrary && name == "nvml" {
+                if let scheduled = made[name] {
+                    daemon.scheduler.registry.add(scheduled)
+                } else {
+                    daemon.scheduler.registry.remove(named: name)
+                }
+                logger.info("SIGHUP: collector settings applied", metadata: ["collector": "\(name)"])
+            }
+        }
+        var needRestart: [String] = []
+        if configuration.listen != old.listen { needRestart.append("listen") }
+        if configuration.dataDirectory != old.dataDirectory { needRestart.append("data_dir") }
+        if configuration.rulesDirectory != old.rulesDirectory { needRestart.append("rules_dir") }
+        if configuration.pluginsDirectory != old.pluginsDirectory { needRestart.append("plugins_dir") }
+        if configuration.store != old.store { needRestart.append("store") }
+        if configuration.lua != old.lua { needRestart.append("lua") }
+        if configuration.rules != old.rules { needRestart.append("rules") }
+        if configuration.alerting != old.alerting { needRestart.append("alerting") }
+        if configuration.costs != old.costs { needRestart.append("costs") }
+        if configuration.allocator != old.allocator { needRestart.append("allocator") }
+        if !needRestart.isEmpty {
+            logger.warning("SIGHUP: these settings changed and take effect at the next restart", metadata: ["settings": "\(needRestart.joined(separator: ","))"])
+        }
+        let plugins = daemon.plugins.scan()
+        rules.reload()
+        logger.info("SIGHUP: reloaded", metadata: ["plugins": "\(plugins.count)"])
+        // The rest of the configuration stays as it was until a restart.
+        var inForce = old
+        inForce.collectors = configuration.collectors
+        return inForce
     }
 }

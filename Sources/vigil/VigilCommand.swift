@@ -21,7 +21,7 @@ struct VigilCommand: AsyncParsableCommand {
         subcommands: [ServeCommand.self, CollectCommand.self, EvalCommand.self, GPUsCommand.self, PluginsCommand.self,
                       RulesCommand.self, AlertsCommand.self, SilenceCommand.self, BenchCommand.self, SimCommand.self,
                       SubmitCommand.self, QueueCommand.self, TaskCommand.self, DrainCommand.self, UndrainCommand.self,
-                      ReportCommand.self, RecommendationsCommand.self]
+                      ReportCommand.self, RecommendationsCommand.self, ServiceUnitCommand.self]
     )
 }
 
@@ -40,13 +40,40 @@ struct GlobalOptions: ParsableArguments {
     }
 
     /// The configuration: embedded defaults, overridden by the file when one is given.
+    /// The configuration: `--config`, else under systemd (`ConfigurationDirectory=`) its `vigil.yml` when there
+    /// is one, else the embedded defaults. Under systemd the folders left at their defaults move to the
+    /// service's: data to `$STATE_DIRECTORY` (/var/lib/vigil), rules and plugins under `$CONFIGURATION_DIRECTORY`
+    /// (/etc/vigil).
     func loadConfiguration() throws -> VigilConfiguration {
-        guard let config else { return VigilConfiguration() }
-        do {
-            return try ConfigurationLoader.load(path: config)
-        } catch let error as VigilError {
-            throw ValidationError(error.description)
+        let environment = ProcessInfo.processInfo.environment
+        // systemd passes colon-separated lists; Vigil's unit names one folder each.
+        func folder(_ name: String) -> String? {
+            environment[name].flatMap { $0.split(separator: ":").first.map(String.init) }
         }
+        let configurationFolder = folder("CONFIGURATION_DIRECTORY")
+        let path = config ?? configurationFolder.map { ($0 as NSString).appendingPathComponent("vigil.yml") }
+            .flatMap { FileManager.default.fileExists(atPath: $0) ? $0 : nil }
+        var configuration = VigilConfiguration()
+        if let path {
+            do {
+                configuration = try ConfigurationLoader.load(path: path)
+            } catch let error as VigilError {
+                throw ValidationError(error.description)
+            }
+        }
+        let defaults = VigilConfiguration()
+        if let state = folder("STATE_DIRECTORY"), configuration.dataDirectory == defaults.dataDirectory {
+            configuration.dataDirectory = state
+        }
+        if let configurationFolder {
+            if configuration.rulesDirectory == defaults.rulesDirectory {
+                configuration.rulesDirectory = (configurationFolder as NSString).appendingPathComponent("rules")
+            }
+            if configuration.pluginsDirectory == defaults.pluginsDirectory {
+                configuration.pluginsDirectory = (configurationFolder as NSString).appendingPathComponent("plugins")
+            }
+        }
+        return configuration
     }
 
     /// Sets up logging once per process (swift-log allows one bootstrap) and returns the root logger.
