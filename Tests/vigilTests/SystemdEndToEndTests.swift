@@ -97,3 +97,37 @@ struct SystemdEndToEndTests {
         #expect(stopping.last?.hasPrefix("STOPPING=1") == true, "\(stopping)")
     }
 }
+
+@Suite("shell completions")
+struct CompletionTests {
+    @Test("bash, zsh and fish completion scripts come from the command definitions and name every command")
+    func completions() async throws {
+        for shell in ["bash", "zsh", "fish"] {
+            let script = try await E2E.run(["--generate-completion-script", shell])
+            #expect(script.status == 0)
+            for command in ["serve", "submit", "queue", "report", "recommendations", "service-unit", "status", "cost"] {
+                #expect(script.stdout.contains(command), "\(shell) completion lacks \(command)")
+            }
+            #expect(script.stdout.contains("markdown"), "\(shell): --format's values are offered")
+        }
+        // The bash script parses, and completes subcommands of `vigil report`.
+        let file = NSTemporaryDirectory() + "vigil-completion-\(UUID().uuidString).bash"
+        try (try await E2E.run(["--generate-completion-script", "bash"])).stdout.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let bash = Process()
+        bash.executableURL = URL(fileURLWithPath: "/bin/bash")
+        bash.arguments = ["-c", """
+            shopt -s extglob; source '\(file)'
+            COMP_LINE='vigil report c'; COMP_POINT=${#COMP_LINE}; COMP_WORDS=(vigil report c); COMP_CWORD=2; COMPREPLY=()
+            _vigil; echo "${COMPREPLY[*]}"
+            """]
+        let out = Pipe()
+        bash.standardOutput = out
+        bash.environment = ["PATH": URL(fileURLWithPath: try E2E.vigil().path).deletingLastPathComponent().path + ":/usr/bin:/bin"]
+        try bash.run()
+        bash.waitUntilExit()
+        let offered = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(bash.terminationStatus == 0 && offered.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.contains("cost"),
+                "\(offered)")
+    }
+}
