@@ -3,10 +3,16 @@ import Hummingbird
 import VigilAllocator
 import VigilCore
 import VigilRules
+import VigilStore
 
-/// `/api/v1/recommendations` and `/api/v1/reports/…`: what `vigil recommendations` and `vigil report` show.
+/// `/api/v1/recommendations`, `/api/v1/reports/…` and `/api/v1/top`: what `vigil recommendations`, `vigil report`
+/// and `vigil top` show.
 enum ReportRoutes {
-    static func add(to router: Router<BasicRequestContext>, reports: ReportBuilder?, rules: RuleService?, clock: any WallClock) {
+    static func add(to router: Router<BasicRequestContext>, reports: ReportBuilder?, rules: RuleService?, clock: any WallClock,
+                    store: MetricStore, allocator: Allocator?) {
+        router.get("/api/v1/top") { _, _ -> Response in
+            AllocatorRoutes.json(TopSnapshot.make(store: store, allocator: allocator, rules: rules, at: clock.now()), status: .ok)
+        }
         if let rules {
             router.get("/api/v1/recommendations") { request, _ -> Response in
                 try await AllocatorRoutes.answer {

@@ -17,7 +17,7 @@ public enum VigilHTTPServer {
                               reports: ReportBuilder? = nil) -> Router<BasicRequestContext> {
         let router = Router()
         if let allocator { AllocatorRoutes.add(to: router, allocator: allocator, clock: clock) }
-        ReportRoutes.add(to: router, reports: reports, rules: rules, clock: clock)
+        ReportRoutes.add(to: router, reports: reports, rules: rules, clock: clock, store: store, allocator: allocator)
         router.get("/metrics") { _, _ -> Response in
             let body = store.exposition(at: clock.now())
             return Response(
