@@ -128,6 +128,7 @@ let package = Package(
                 "VigilCore", "VigilStore", "VigilCollectors", "VigilRules", "VigilAllocator", "VigilState", "VigilBench",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -21,6 +21,10 @@ public struct VigilConfiguration: Sendable, Equatable {
     public var alerting = AlertingConfiguration()
     public var costs = CostsConfiguration()
     public var allocator = AllocatorConfiguration()
+    /// Prometheus remote-write receivers (`remote_write:`), each sent every sample the store takes in.
+    public var remoteWrite: [RemoteWriteConfiguration] = []
+    /// PromQL servers scripts may query (`query_sources:`), by name.
+    public var querySources: [String: QuerySourceConfiguration] = [:]
 
     /// The allocator policy file in effect.
     public var policyPath: String {
@@ -28,6 +32,31 @@ public struct VigilConfiguration: Sendable, Equatable {
     }
 
     public init() {}
+}
+
+/// One remote-write receiver: Prometheus (`--web.enable-remote-write-receiver`, `/api/v1/write`),
+/// VictoriaMetrics (`/api/v1/write`), Mimir, Thanos receive …
+public struct RemoteWriteConfiguration: Sendable, Equatable {
+    public var url: String
+    /// How often new samples are sent. Default 5 s.
+    public var intervalMilliseconds: Int64 = 5_000
+    /// Per request. Default 10 s.
+    public var timeoutMilliseconds: Int64 = 10_000
+    /// Samples kept while the receiver is down; beyond it the oldest are dropped. Default 1,000,000
+    /// (about 5 minutes of 3,000 series at 1 s).
+    public var queueSamples: Int = 1_000_000
+
+    public init(url: String) { self.url = url }
+}
+
+/// A Prometheus-compatible query API (Prometheus, VictoriaMetrics, Thanos …) scripts may ask with PromQL.
+public struct QuerySourceConfiguration: Sendable, Equatable {
+    /// Base URL, such as `http://127.0.0.1:9090` (the API is under `/api/v1/`).
+    public var url: String
+    /// Per query. Default 5 s.
+    public var timeoutMilliseconds: Int64 = 5_000
+
+    public init(url: String) { self.url = url }
 }
 
 /// Prices (`costs:`): what tasks are charged and what benchmark operations cost.

@@ -222,10 +222,51 @@ enum ConfigurationLoader {
                     default: throw reader.unknown(key, value, path)
                     }
                 }
+            case "remote_write":
+                guard let items = value.sequence else { throw reader.error(value, "\(path) must be a list of { url: … }") }
+                configuration.remoteWrite = try items.enumerated().map { index, item in
+                    var url: String?
+                    var settings = RemoteWriteConfiguration(url: "")
+                    try reader.mapping(item, path: "\(path)[\(index)]") { key, value, path in
+                        switch key {
+                        case "url": url = try httpURL(value, path, reader: reader)
+                        case "interval": settings.intervalMilliseconds = try reader.positiveDuration(value, path)
+                        case "timeout": settings.timeoutMilliseconds = try reader.positiveDuration(value, path)
+                        case "queue": settings.queueSamples = max(1, try reader.integer(value, path))
+                        default: throw reader.unknown(key, value, path)
+                        }
+                    }
+                    guard let url else { throw reader.error(item, "\(path)[\(index)] needs a url, such as http://127.0.0.1:8428/api/v1/write") }
+                    settings.url = url
+                    return settings
+                }
+            case "query_sources":
+                try reader.mapping(value, path: path) { name, value, path in
+                    var source = QuerySourceConfiguration(url: "")
+                    var url: String?
+                    try reader.mapping(value, path: path) { key, value, path in
+                        switch key {
+                        case "url": url = try httpURL(value, path, reader: reader)
+                        case "timeout": source.timeoutMilliseconds = try reader.positiveDuration(value, path)
+                        default: throw reader.unknown(key, value, path)
+                        }
+                    }
+                    guard let url else { throw reader.error(value, "\(path) needs a url, such as http://127.0.0.1:9090") }
+                    source.url = url
+                    configuration.querySources[name] = source
+                }
             default:
                 throw reader.unknown(key, value, path)
             }
         }
         return configuration
+    }
+
+    private static func httpURL(_ node: Node, _ path: String, reader: YAMLReader) throws -> String {
+        let text = try reader.string(node, path)
+        guard let url = URL(string: text), url.scheme == "http" || url.scheme == "https", url.host != nil else {
+            throw reader.error(node, "\(path) must be an http:// or https:// URL, got \"\(text)\"")
+        }
+        return text
     }
 }

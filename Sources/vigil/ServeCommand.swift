@@ -86,7 +86,13 @@ struct ServeCommand: AsyncParsableCommand {
                 .init(service: AllocatorService(allocator: allocator, interval: configuration.allocator.intervalMilliseconds,
                                                 startAfter: { await scheduler.firstRound() })),
                 .init(service: server),
-            ],
+            ] + configuration.remoteWrite.compactMap { target in
+                guard let url = URL(string: target.url) else { return nil }
+                let options = RemoteWriter.Options(url: url, interval: target.intervalMilliseconds, timeout: target.timeoutMilliseconds,
+                                                   queueSamples: target.queueSamples)
+                return .init(service: RemoteWriter(options: options, store: daemon.store, clock: daemon.clock,
+                                                   startAfter: { await scheduler.firstRound() }, logger: logger))
+            },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         ))
@@ -165,6 +171,8 @@ struct SystemdAndReload: Service {
         if configuration.alerting != old.alerting { needRestart.append("alerting") }
         if configuration.costs != old.costs { needRestart.append("costs") }
         if configuration.allocator != old.allocator { needRestart.append("allocator") }
+        if configuration.remoteWrite != old.remoteWrite { needRestart.append("remote_write") }
+        if configuration.querySources != old.querySources { needRestart.append("query_sources") }
         if !needRestart.isEmpty {
             logger.warning("SIGHUP: these settings changed and take effect at the next restart", metadata: ["settings": "\(needRestart.joined(separator: ","))"])
         }
