@@ -277,4 +277,15 @@ function vigil.history.benchmarks(options) end
 ---@return { strategy: string, backfill: boolean, jobs: integer, mean_jct_seconds: number, mean_wait_seconds: number, p95_wait_seconds: number, utilization: number, makespan_seconds: number }?
 function vigil.history.replay(options) end
 
+---@class vigil.prometheus
+vigil.prometheus = {}
+
+---PromQL against a configured query source (query_sources:), as an instant query at the evaluation time.
+---@param source string
+---@param expr string
+---@return VigilVector|number
+function vigil.prometheus.query(source, expr) end
+---@return string[]
+function vigil.prometheus.sources() end
+
 return vigil

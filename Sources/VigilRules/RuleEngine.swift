@@ -30,6 +30,8 @@ public struct RuleEngineOptions: Sendable {
     /// of data during this long after the first evaluation (Prometheus' for-grace-period plays this part).
     /// Default 2 m; once its series is seen again it follows its rule as usual.
     public var restoreGrace: Int64 = 120_000
+    /// PromQL servers `vigil.prometheus.query` may ask, by name.
+    public var querySources: [String: QuerySourceConfiguration] = [:]
 
     public init(rulesDirectory: String) {
         self.rulesDirectory = rulesDirectory
@@ -103,6 +105,7 @@ public final class RuleEngine {
     public static let ruleFailingAlert = "VigilRuleFailing"
     /// The allocator's history, GPUs, prices and benchmarks for `vigil.history`.
     let history: (any HistorySource)?
+    let promql: PromQLSources
     var recommenders: [String: RecommendRuntime] = [:]
     var recommenderOrder: [String] = []
     /// Active recommendations read from the database, until their rule loads again.
@@ -114,6 +117,7 @@ public final class RuleEngine {
         self.options = options
         self.database = database
         self.history = history
+        promql = PromQLSources(options.querySources)
         self.logger = logger
         builtin = RuleRuntime(definition: AlertRuleDefinition(builtin: Self.ruleFailingAlert,
             summary: "rule {{rule}} is quarantined after {{value}} failed evaluations",
@@ -220,7 +224,7 @@ public final class RuleEngine {
         do {
             file = try RuleFile(path: path, content: content, store: store, limits: options.limits,
                                 rulesDirectory: options.rulesDirectory, defaultInterval: options.defaultInterval,
-                                history: history, logger: logger)
+                                history: history, promql: promql, logger: logger)
         } catch let error as LuaError {
             return .failure(RuleLoadError(description: error.fullDescription))
         } catch {

@@ -117,13 +117,13 @@ final class RuleFile {
 
     /// Compiles and runs `path` in a fresh state. Errors (syntax, runtime, declarations) name the file and line.
     init(path: String, content: Data, store: MetricStore, limits: LuaLimits, rulesDirectory: String,
-         defaultInterval: Int64, history: (any HistorySource)? = nil, logger: Logger) throws {
+         defaultInterval: Int64, history: (any HistorySource)? = nil, promql: PromQLSources = PromQLSources([:]), logger: Logger) throws {
         self.path = path
         self.content = content
         clock = ManualWallClock(0)
         state = try LuaState(name: path, limits: limits, rulesDirectory: rulesDirectory, logger: logger)
         let declarations = RuleDeclarations(file: path, defaultInterval: defaultInterval)
-        let (module, query) = VigilLuaModule.make(store: store, clock: clock, declarations: declarations, history: history)
+        let (module, query) = VigilLuaModule.make(store: store, clock: clock, declarations: declarations, history: history, promql: promql)
         self.query = query
         state.registerModule("vigil", module)
         try state.run(String(decoding: content, as: UTF8.self), chunkName: path)

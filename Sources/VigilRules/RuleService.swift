@@ -181,6 +181,7 @@ public final class RuleService: Service, Sendable {
         options.resolvedRetention = configuration.rules.resolvedRetentionMilliseconds
         options.limits = LuaLimits(configuration.lua)
         options.externalURL = externalURL
+        options.querySources = configuration.querySources
         let engine = RuleEngine(store: store, options: options, database: database, history: history, logger: logger)
         let receivers = configuration.alerting.receivers.map { ReceiverWorker($0, logger: logger) }
         let router = try NotificationRouter(settings: .init(configuration.alerting, externalURL: externalURL),

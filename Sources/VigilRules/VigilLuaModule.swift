@@ -13,12 +13,13 @@ public enum VigilLuaModule {
     public static var functionNames: [String] {
         ["vigil.now", "vigil.alert", "vigil.group", "vigil.recommend", "vigil.indicator"] + QueryFunctions.names.map { "vigil.query.\($0)" }
             + FormatFunctions.names.map { "vigil.format.\($0)" } + HistoryFunctions.names.map { "vigil.history.\($0)" }
+            + PromQLSources.names.map { "vigil.prometheus.\($0)" }
     }
 
     /// Builds the module for one state. `clock` gives evaluation time (virtual in tests).
     /// `declarations` receives the rules a script declares; without one they are checked and dropped.
     static func make(store: MetricStore, clock: any WallClock, declarations: RuleDeclarations,
-                     history: (any HistorySource)? = nil) -> (LuaValue, QueryFunctions) {
+                     history: (any HistorySource)? = nil, promql: PromQLSources = PromQLSources([:])) -> (LuaValue, QueryFunctions) {
         let query = QueryFunctions(store: store, clock: clock)
         var module: [LuaValue: LuaValue] = [:]
         module["now"] = .hostFunction(LuaHostFunction("now") { _ in [.number(Double(clock.now()) / 1000)] })
@@ -29,6 +30,7 @@ public enum VigilLuaModule {
         module["recommend"] = declarations.recommendFunction()
         module["indicator"] = declarations.indicatorFunction()
         module["history"] = HistoryFunctions.table(history, clock: clock)
+        module["prometheus"] = promql.table(clock: clock)
         return (.table(module), query)
     }
 

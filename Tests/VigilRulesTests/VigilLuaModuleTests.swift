@@ -85,6 +85,7 @@ struct VigilLuaModuleTests {
             for k in pairs(vigil.query) do names[#names + 1] = 'vigil.query.' .. k end
             for k in pairs(vigil.format) do names[#names + 1] = 'vigil.format.' .. k end
             for k in pairs(vigil.history) do names[#names + 1] = 'vigil.history.' .. k end
+            for k in pairs(vigil.prometheus) do names[#names + 1] = 'vigil.prometheus.' .. k end
             table.sort(names)
             return names
             """, chunkName: "list.lua")

@@ -91,6 +91,23 @@ struct ConfigurationLoaderTests {
         #expect(alerting.inhibitRules == [InhibitRuleConfiguration(source: #"alertname="GpuLost""#, target: #"severity="warning""#, equal: ["gpu"])])
     }
 
+    @Test("remote write receivers and PromQL query sources")
+    func fleet() throws {
+        let configuration = try ConfigurationLoader.parse("""
+            remote_write:
+              - url: http://127.0.0.1:8428/api/v1/write
+                interval: 2s
+                queue: 5000
+              - url: https://prom.example/api/v1/write
+            query_sources:
+              fleet: { url: "http://127.0.0.1:9090", timeout: 3s }
+            """, file: "vigil.yml")
+        #expect(configuration.remoteWrite.map(\.url) == ["http://127.0.0.1:8428/api/v1/write", "https://prom.example/api/v1/write"])
+        #expect(configuration.remoteWrite[0].intervalMilliseconds == 2000 && configuration.remoteWrite[0].queueSamples == 5000)
+        #expect(configuration.remoteWrite[1].intervalMilliseconds == 5000 && configuration.remoteWrite[1].timeoutMilliseconds == 10_000)
+        #expect(configuration.querySources["fleet"]?.url == "http://127.0.0.1:9090" && configuration.querySources["fleet"]?.timeoutMilliseconds == 3000)
+    }
+
     @Test("an empty file means the embedded defaults")
     func empty() throws {
         #expect(try ConfigurationLoader.parse("", file: "vigil.yml") == VigilConfiguration())
@@ -107,6 +124,9 @@ struct ConfigurationLoaderTests {
         ("lua:\n  memory: lots\n", "vigil.yml:2:11: lua.memory must be a size"),
         ("collectors:\n  procfss: { interval: 2s }\n", "vigil.yml:2:12: unknown collector 'procfss' in collectors"),
         ("a: [unclosed\n", "vigil.yml: not valid YAML"),
+        ("remote_write:\n  - interval: 1s\n", "vigil.yml:2:5: remote_write[0] needs a url"),
+        ("remote_write:\n  - url: localhost:8428\n", "vigil.yml:2:10: remote_write[0].url must be an http:// or https:// URL"),
+        ("query_sources:\n  fleet: { timeout: 1s }\n", "vigil.yml:2:10: query_sources.fleet needs a url"),
         ("collectors:\n  procfs: { library: x.so }\n", "vigil.yml:2:22: unknown key 'library' in collectors.procfs"),
         ("alerting:\n  receivers:\n    - webhook: ftp://x\n", "vigil.yml:3:16: alerting.receivers[0].webhook must be an http:// or https:// URL"),
         ("alerting:\n  receivers:\n    - name: x\n", "vigil.yml:3:7: alerting.receivers[0] needs one of log: true, webhook: URL or command"),

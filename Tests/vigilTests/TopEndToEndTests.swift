@@ -64,7 +64,10 @@ struct TopEndToEndTests {
         defer { FileManager.default.createFile(atPath: daemon.root.appendingPathComponent("go").path, contents: Data()) }
         let wait = "while [ ! -e '\(daemon.root.path)/go' ]; do sleep 0.05; done"
         _ = try await daemon.cli(["submit", "--name", "preprocess", "--", "sh", "-c", wait])
-        _ = try await daemon.poll("/api/v1/tasks/1") { ($0["task"] as? [String: Any])?["state"] as? String == "running" }
+        _ = try await daemon.cli(["submit", "--name", "finetune", "--gpus", "1", "--gpu-mem", "4G", "--", "sh", "-c", wait])
+        for id in [1, 2] {
+            _ = try await daemon.poll("/api/v1/tasks/\(id)") { ($0["task"] as? [String: Any])?["state"] as? String == "running" }
+        }
 
         let (screen, status) = try await inTerminal("top --interval 200ms --url \(daemon.base)", environment: [:], keys: [
             (after: "sorted by index", send: "u"), (after: "sorted by util", send: "q"),
@@ -78,7 +81,8 @@ struct TopEndToEndTests {
         #expect(rows.prefix(8).compactMap { Int($0.split(separator: " ").first ?? "") } == Array(0..<8))
         #expect(rows.suffix(8).compactMap { Int($0.split(separator: " ").first ?? "") } == [0, 1, 3, 5, 6, 7, 2, 4])
         #expect(plain.contains("█") && plain.contains(" 92%]") && plain.contains("/80.0G]"), "bars with figures")
-        #expect(plain.contains("preprocess") && plain.contains("PROCESSES") && plain.contains("62 GiB"), "\(plain)")
+        #expect(plain.contains("preprocess") && plain.contains("finetune") && plain.contains("2 active"), "\(plain)")
+        #expect(plain.contains("PROCESSES") && plain.contains("62 GiB"), "the scenario's process on GPU 0")
         #expect(has(screen, "\u{1B}[32m") && has(screen, "\u{1B}[31m"), "colours on a terminal")
         #expect(has(screen, "\u{1B}[?1049l") && has(screen, "\u{1B}[?25h"), "the screen and cursor are given back")
 
