@@ -223,14 +223,18 @@ public final class RemoteWriter: Service, Sendable {
     func take(at now: Timestamp) {
         let refs = store.select(try! SeriesSelector(parsing: #"{__name__=~".+"}"#))
         state.withLock { state in
+            // Series the store dropped (retention) leave the table too.
+            var taken: [SeriesRef: Timestamp] = [:]
+            taken.reserveCapacity(refs.count)
             for ref in refs {
                 let after = state.taken[ref] ?? (now - options.interval * 2)
                 let samples = store.samples(ref, after: after, through: now)
-                guard let last = samples.last else { continue }
-                state.taken[ref] = last.timestamp
+                taken[ref] = samples.last?.timestamp ?? after
+                guard !samples.isEmpty else { continue }
                 state.queue.append(RemoteWriteEncoding.Series(labels: ref.labels, samples: samples))
                 state.queued += samples.count
             }
+            state.taken = taken
             while state.queued > options.queueSamples, !state.queue.isEmpty {
                 let oldest = state.queue.removeFirst()
                 state.queued -= oldest.samples.count

@@ -27,11 +27,11 @@ struct TopCommand: AsyncParsableCommand {
         commandName: "top",
         abstract: "A live terminal view of the GPUs, their processes and tasks, the host, and firing alerts.",
         discussion: """
-            In the manner of nvitop: a bar per GPU for utilisation, memory, temperature and power; the processes on
-            the GPUs (with the Vigil task each belongs to); running tasks and how many wait; host CPU, memory and
-            load; firing alerts. Reads the running daemon (GET /api/v1/top) every --interval. Keys: q quits;
+            In the manner of nvitop: bars per GPU for utilisation, memory, temperature (of 100 °C) and power (of
+            its limit); the processes on the GPUs (with the Vigil task each belongs to); running tasks and how many
+            wait; host CPU, memory and load; firing alerts. Reads the running daemon (GET /api/v1/top) every --interval. Keys: q quits;
             i, u, m, t, p sort the GPUs by index, utilisation, memory, temperature or power; s cycles the sort.
-            Colours follow utilisation (green, yellow, red) unless NO_COLOR is set or the output is not a terminal.
+            Bars are green, yellow from half, red from 85 %, unless NO_COLOR is set or the output is not a terminal.
             --once prints one frame, for scripts.
             """
     )
@@ -125,7 +125,7 @@ final class RawTerminal {
 enum TopView {
     static func render(_ top: TopSnapshot, width: Int, color: Bool, sort: TopSort) -> [String] {
         func paint(_ text: String, _ code: String) -> String { color ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text }
-        func level(_ fraction: Double) -> String { fraction >= 0.8 ? "31" : fraction >= 0.5 ? "33" : "32" }
+        func level(_ fraction: Double) -> String { fraction >= 0.85 ? "31" : fraction >= 0.5 ? "33" : "32" }
         /// `[████░░░░ 42%]` in `size` columns, coloured by how full it is.
         func bar(_ fraction: Double?, _ size: Int, label: String? = nil) -> String {
             guard let fraction, fraction.isFinite else { return "[" + String(repeating: " ", count: max(0, size - 5)) + "N/A]" }
@@ -164,10 +164,11 @@ enum TopView {
             lines.append("No GPUs (no NVIDIA driver, or none reported).")
         } else {
             let nameWidth = min(24, gpus.map(\.model.count).max() ?? 10)
-            let barWidth = max(12, (width - nameWidth - 36) / 2)
-            lines.append(paint("GPU  " + "NAME".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "  "
-                + "UTIL".padding(toLength: barWidth, withPad: " ", startingAt: 0) + "  "
-                + "MEMORY".padding(toLength: barWidth, withPad: " ", startingAt: 0) + "  TEMP   POWER", "1"))
+            // Utilisation and memory share what the name, temperature (14) and power (18) bars leave.
+            let barWidth = max(12, (width - nameWidth - 45) / 2)
+            func heading(_ text: String, _ size: Int) -> String { text.padding(toLength: size, withPad: " ", startingAt: 0) }
+            lines.append(paint("GPU  " + heading("NAME", nameWidth) + "  " + heading("UTIL", barWidth) + "  " + heading("MEMORY", barWidth)
+                + "  " + heading("TEMP", 12) + "  POWER", "1"))
             for gpu in gpus {
                 let name = String(gpu.model.prefix(nameWidth)).padding(toLength: nameWidth, withPad: " ", startingAt: 0)
                 guard gpu.up else {
@@ -175,8 +176,10 @@ enum TopView {
                     continue
                 }
                 let memory = gpu.memoryTotal.flatMap { total in gpu.memoryUsed.map { $0 / max(total, 1) } }
-                let temperature = gpu.temperature.map { paint(String(format: "%3.0f°C", $0), $0 >= 85 ? "31" : $0 >= 75 ? "33" : "32") } ?? "  N/A"
-                let power = gpu.power.map { watts in String(format: "%4.0f/%.0fW", watts, gpu.powerLimit ?? 0) } ?? "N/A"
+                // Temperature on a 0–100 °C scale (red from 85 °C), power against the enforced limit.
+                let temperature = bar(gpu.temperature.map { $0 / 100 }, 12, label: gpu.temperature.map { String(format: "%.0f°C", $0) })
+                let power = bar(gpu.power.flatMap { watts in gpu.powerLimit.map { watts / max($0, 1) } }, 16,
+                                label: gpu.power.map { String(format: "%.0fW", $0) })
                 lines.append(String(format: "%3d  ", gpu.index) + name + "  " + bar(gpu.utilization, barWidth) + "  "
                     + bar(memory, barWidth, label: "\(gib(gpu.memoryUsed))/\(gib(gpu.memoryTotal))G") + "  " + temperature + "  " + power)
             }
