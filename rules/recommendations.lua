@@ -14,6 +14,28 @@ local function gpus_by_index()
   return out
 end
 
+-- Tasks the allocator kept that `keep` accepts, in groups by owner and kind: each group has `owner`, `kind`,
+-- `tasks` (how many), their summed `cost`, `gpu_hours` and `run_seconds`, and `list`, the tasks themselves.
+local function by_owner_and_kind(options, keep)
+  local groups = {}
+  for _, t in ipairs(vigil.history.tasks(options)) do
+    if keep(t) then
+      local key = t.owner .. "\0" .. t.kind
+      local g = groups[key]
+      if not g then
+        g = { owner = t.owner, kind = t.kind, tasks = 0, cost = 0, gpu_hours = 0, run_seconds = 0, list = {} }
+        groups[key] = g
+      end
+      g.tasks = g.tasks + 1
+      g.cost = g.cost + t.cost
+      g.gpu_hours = g.gpu_hours + t.gpu_hours
+      g.run_seconds = g.run_seconds + t.run_seconds
+      g.list[#g.list + 1] = t
+    end
+  end
+  return groups
+end
+
 -- A GPU no task held and nothing used (utilisation never above 5 %) for the last hour: its price is paid
 -- whether it works or not.
 vigil.recommend "IdleGpu" {
@@ -51,22 +73,14 @@ vigil.recommend "UnderusedGpus" {
   every = "15m",
   about = "owner",
   query = function(q)
-    local groups = {}
-    for _, t in ipairs(vigil.history.tasks { since = "7d" }) do
-      if t.gpus > 0 and t.mean_utilization and t.run_seconds > 0 then
-        local key = t.owner .. "\0" .. t.kind
-        local g = groups[key] or { owner = t.owner, kind = t.kind, busy = 0, seconds = 0, cost = 0, gpu_hours = 0, tasks = 0 }
-        g.busy = g.busy + t.mean_utilization * t.run_seconds
-        g.seconds = g.seconds + t.run_seconds
-        g.cost = g.cost + t.cost
-        g.gpu_hours = g.gpu_hours + t.gpu_hours
-        g.tasks = g.tasks + 1
-        groups[key] = g
-      end
-    end
+    local groups = by_owner_and_kind({ since = "7d" }, function(t)
+      return t.gpus > 0 and t.mean_utilization ~= nil and t.run_seconds > 0
+    end)
     local out = {}
     for _, g in pairs(groups) do
-      out[#out + 1] = { labels = { owner = g.owner, kind = g.kind }, value = g.busy / g.seconds, hours = g.seconds / 3600,
+      local busy = 0
+      for _, t in ipairs(g.list) do busy = busy + t.mean_utilization * t.run_seconds end
+      out[#out + 1] = { labels = { owner = g.owner, kind = g.kind }, value = busy / g.run_seconds, hours = g.run_seconds / 3600,
                         cost = g.cost, gpu_hours = g.gpu_hours, tasks = g.tasks }
     end
     return out
@@ -85,27 +99,22 @@ vigil.recommend "OversizedMemoryRequest" {
   every = "15m",
   about = "owner",
   query = function(q)
-    local groups = {}
-    for _, t in ipairs(vigil.history.tasks { since = "7d", state = "succeeded" }) do
-      if t.gpu_memory_declared > 0 and t.gpu_memory_peak then
-        local key = t.owner .. "\0" .. t.kind
-        local g = groups[key] or { owner = t.owner, kind = t.kind, declared = 0, peak = 0, cost = 0, gpu_hours = 0, tasks = 0 }
-        g.declared = math.max(g.declared, t.gpu_memory_declared)
-        g.peak = math.max(g.peak, t.gpu_memory_peak)
-        g.cost = g.cost + t.cost
-        g.gpu_hours = g.gpu_hours + t.gpu_hours
-        g.tasks = g.tasks + 1
-        groups[key] = g
-      end
-    end
+    local groups = by_owner_and_kind({ since = "7d", state = "succeeded" }, function(t)
+      return t.gpu_memory_declared > 0 and t.gpu_memory_peak ~= nil
+    end)
     local GiB = 1024 * 1024 * 1024
     local out = {}
     for _, g in pairs(groups) do
+      local declared, peak = 0, 0
+      for _, t in ipairs(g.list) do
+        declared = math.max(declared, t.gpu_memory_declared)
+        peak = math.max(peak, t.gpu_memory_peak)
+      end
       -- Suggest the peak plus a quarter, rounded up to a whole GiB.
-      local suggested = math.ceil(g.peak * 1.25 / GiB) * GiB
-      out[#out + 1] = { labels = { owner = g.owner, kind = g.kind }, value = g.declared / math.max(g.peak, 1),
-                        declared = g.declared, peak = g.peak, suggested = suggested, tasks = g.tasks,
-                        freed = math.max(0, 1 - suggested / g.declared), cost = g.cost, gpu_hours = g.gpu_hours }
+      local suggested = math.ceil(peak * 1.25 / GiB) * GiB
+      out[#out + 1] = { labels = { owner = g.owner, kind = g.kind }, value = declared / math.max(peak, 1),
+                        declared = declared, peak = peak, suggested = suggested, tasks = g.tasks,
+                        freed = math.max(0, 1 - suggested / declared), cost = g.cost, gpu_hours = g.gpu_hours }
     end
     return out
   end,
@@ -125,21 +134,16 @@ vigil.recommend "RunOffPeak" {
   query = function(q)
     local pricing = vigil.history.pricing()
     if not pricing or not pricing.has_off_peak or pricing.off_peak_factor >= 1 then return {} end
-    local groups = {}
-    for _, t in ipairs(vigil.history.tasks { since = "7d", state = "finished" }) do
-      if not t.off_peak and t.priority <= 50 and t.cost > 0 then
-        local key = t.owner .. "\0" .. t.kind
-        local g = groups[key] or { owner = t.owner, kind = t.kind, peak_cost = 0, tasks = 0 }
-        g.peak_cost = g.peak_cost + (t.cost - t.off_peak_cost)
-        g.tasks = g.tasks + 1
-        groups[key] = g
-      end
-    end
+    local groups = by_owner_and_kind({ since = "7d", state = "finished" }, function(t)
+      return not t.off_peak and t.priority <= 50 and t.cost > 0
+    end)
     local out = {}
     for _, g in pairs(groups) do
+      local peak_cost = 0
+      for _, t in ipairs(g.list) do peak_cost = peak_cost + (t.cost - t.off_peak_cost) end
       -- Off-peak, the same work costs `off_peak_factor` times as much.
-      out[#out + 1] = { labels = { owner = g.owner, kind = g.kind }, tasks = g.tasks, peak_cost = g.peak_cost,
-                        value = g.peak_cost * (1 - pricing.off_peak_factor) * WEEKS_PER_MONTH,
+      out[#out + 1] = { labels = { owner = g.owner, kind = g.kind }, tasks = g.tasks, peak_cost = peak_cost,
+                        value = peak_cost * (1 - pricing.off_peak_factor) * WEEKS_PER_MONTH,
                         factor = pricing.off_peak_factor }
     end
     return out
