@@ -722,8 +722,7 @@ public final class Allocator: @unchecked Sendable {
                 active: active.map { view($0, now: now, forecast: forecast) },
                 reservation: lastPass.reservation,
                 costPerHour: costPerHour(now: now),
-                costToday: ((try? database.costs(since: Self.day(now))) ?? []).reduce(0) { $0 + $1.cost }
-                    + dayCosts.filter { $0.key.day == Self.day(now) }.reduce(0) { $0 + $1.value.cost },
+                costToday: costToday(now: now),
                 currency: options.costs.currency,
                 policy: .init(file: policyScript.path, strategy: policy.strategy.rawValue, target: policy.target.rawValue,
                               speed: policy.weights.speed, efficiency: policy.weights.efficiency, reliability: policy.weights.reliability,
@@ -736,6 +735,20 @@ public final class Allocator: @unchecked Sendable {
                 },
                 lastPassSeconds: lastPassSeconds)
         }
+    }
+
+    /// What running tasks cost per hour now, and what tasks cost today (local day), without a queue simulation.
+    public func spending() -> (perHour: Double, today: Double) {
+        lock.withLock {
+            let now = clock.now()
+            return (costPerHour(now: now), costToday(now: now))
+        }
+    }
+
+    /// Today's total: what SQLite holds plus what has accrued since the last flush.
+    private func costToday(now: Timestamp) -> Double {
+        ((try? database.costs(since: Self.day(now))) ?? []).reduce(0) { $0 + $1.cost }
+            + dayCosts.filter { $0.key.day == Self.day(now) }.reduce(0) { $0 + $1.value.cost }
     }
 
     private func costPerHour(now: Timestamp) -> Double {

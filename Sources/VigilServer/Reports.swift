@@ -226,7 +226,8 @@ public struct ReportBuilder: Sendable {
 
     public func status() -> StatusReport {
         let now = clock.now()
-        let queue = allocator.queue()
+        // Cost figures without `queue()`: its queue simulation would run twice with the forecast below.
+        let spending = allocator.spending()
         let today = Self.startOfDay(now)
         let tasks = allocator.facts(since: today, forecast: true)
         let gpus = allocator.gpuFacts()
@@ -238,7 +239,7 @@ public struct ReportBuilder: Sendable {
             generatedAt: now, host: ProcessInfo.processInfo.hostName,
             activeJobs: tasks.filter(\.isActive).count, queuedJobs: tasks.filter { $0.state == "queued" }.count,
             finishedToday: tasks.filter { $0.isFinished && ($0.ended ?? 0) >= today }.count,
-            costPerHour: queue.costPerHour, costToday: queue.costToday, currency: queue.currency,
+            costPerHour: spending.perHour, costToday: spending.today, currency: allocator.pricing.currency,
             estimatedCompletion: shown.compactMap(\.estimatedEnd).max(),
             usage: usage(gpus: gpus, at: now), indicators: indicators.host,
             tasks: shown.map { StatusReport.TaskLine(task: $0, indicators: indicators.tasks[$0.id] ?? []) },

@@ -4,20 +4,23 @@ import VigilCore
 import VigilServer
 import VigilStore
 
-/// Snappy's block format, decoded as the format description says (literals; copies with 1-, 2- and 4-byte offsets).
+/// A base-128 varint at `position`, which moves past it.
+private func readVarint(_ bytes: ArraySlice<UInt8>, _ position: inout Int) -> UInt64 {
+    var value: UInt64 = 0, shift: UInt64 = 0
+    while true {
+        let byte = bytes[position]; position += 1
+        value |= UInt64(byte & 0x7F) << shift
+        if byte < 0x80 { return value }
+        shift += 7
+    }
+}
+
+/// Snappy's block format, decoded as the format description says (literals; copies with 1- and 2-byte
+/// offsets; a 4-byte offset, which the encoder never writes, is an error here).
 private func unsnappy(_ input: [UInt8]) throws -> [UInt8] {
     struct Bad: Error {}
     var position = 0
-    func varint() -> UInt64 {
-        var value: UInt64 = 0, shift: UInt64 = 0
-        while true {
-            let byte = input[position]; position += 1
-            value |= UInt64(byte & 0x7F) << shift
-            if byte < 0x80 { return value }
-            shift += 7
-        }
-    }
-    let length = Int(varint())
+    let length = Int(readVarint(input[...], &position))
     var out: [UInt8] = []
     while position < input.count {
         let tag = input[position]; position += 1
@@ -53,15 +56,7 @@ private func unsnappy(_ input: [UInt8]) throws -> [UInt8] {
 private func fields(_ bytes: ArraySlice<UInt8>) -> [(Int, Int, ArraySlice<UInt8>, UInt64)] {
     var out: [(Int, Int, ArraySlice<UInt8>, UInt64)] = []
     var position = bytes.startIndex
-    func varint() -> UInt64 {
-        var value: UInt64 = 0, shift: UInt64 = 0
-        while true {
-            let byte = bytes[position]; position += 1
-            value |= UInt64(byte & 0x7F) << shift
-            if byte < 0x80 { return value }
-            shift += 7
-        }
-    }
+    func varint() -> UInt64 { readVarint(bytes, &position) }
     while position < bytes.endIndex {
         let key = varint()
         switch key & 7 {
