@@ -67,6 +67,7 @@ extension BenchRunner {
                                higherIsBetter: false, detail: "\(syncs) × (4 KiB pwrite + fdatasync)")
         sync.p50 = BenchStatistics.quantile(0.5, samples)
         sync.p99 = BenchStatistics.quantile(0.99, samples)
+        sync.histogram = BenchStatistics.histogram(samples)
         sync.cost = options.coreHourPrice / 3600 * sync.value / 1000
         sync.costUnit = "\(options.currency) per durable write"
         return [writeResult, readResult, sync]

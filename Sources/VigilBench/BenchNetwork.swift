@@ -170,6 +170,7 @@ extension BenchRunner {
                               higherIsBetter: false, detail: "64-byte TCP round trips to \(host):\(port), \(samples.count) samples")
         rtt.p50 = BenchStatistics.quantile(0.5, samples)
         rtt.p99 = BenchStatistics.quantile(0.99, samples)
+        rtt.histogram = BenchStatistics.histogram(samples)
         rtt.cost = options.coreHourPrice / 3600 * rtt.value / 1e6
         rtt.costUnit = "\(options.currency) per round trip"
         return [throughput, rtt]

@@ -15,6 +15,8 @@ public struct BenchResult: Codable, Sendable, Equatable {
     /// For latencies: the distribution's median and 99th percentile, in `unit`.
     public var p50: Double?
     public var p99: Double?
+    /// For latencies: the distribution, as `[lower, upper, count]` bins (`BenchStatistics.histogram`).
+    public var histogram: [[Double]]?
     /// What the value is compared with for efficiency, and where that figure comes from.
     public var peak: Double?
     public var peakSource: String?

@@ -264,6 +264,7 @@ public final class BenchRunner {
                                  detail: "dependent loads through a random cycle over \(bytes >> 20) MiB, \(samples.count) batches of \(steps)")
         result.p50 = BenchStatistics.quantile(0.5, samples)
         result.p99 = BenchStatistics.quantile(0.99, samples)
+        result.histogram = BenchStatistics.histogram(samples)
         result.cost = price(cores: 1, seconds: result.value / 1e9)
         result.costUnit = "\(options.currency) per load"
         return result

@@ -14,6 +14,19 @@ public enum BenchStatistics {
 
     public static func median(_ values: [Double]) -> Double? { quantile(0.5, values) }
 
+    /// The distribution in `bins` equal-width bins from the 0.1st to the 99.9th percentile (the rare extremes
+    /// are counted in the end bins): `[lower, upper, count]` each. Empty for no samples.
+    public static func histogram(_ values: [Double], bins: Int = 30) -> [[Double]] {
+        guard bins > 0, let low = quantile(0.001, values), let high = quantile(0.999, values) else { return [] }
+        guard high > low else { return [[low, high, Double(values.count)]] }
+        let width = (high - low) / Double(bins)
+        var counts = [Double](repeating: 0, count: bins)
+        for value in values {
+            counts[min(bins - 1, max(0, Int((value - low) / width)))] += 1
+        }
+        return counts.indices.map { [low + Double($0) * width, low + Double($0 + 1) * width, counts[$0]] }
+    }
+
     /// The median absolute deviation scaled by 1.4826: a standard deviation that outliers do not move.
     public static func robustSpread(_ values: [Double]) -> Double? {
         guard let center = median(values) else { return nil }

@@ -70,15 +70,15 @@ enum FormatFunctions {
 }
 
 /// The query functions of `vigil.query`.
-final class QueryFunctions {
-    static let windowFunctions: [(String, RangeFunction)] = [
+public final class QueryFunctions {
+    public static let windowFunctions: [(String, RangeFunction)] = [
         ("avg_over_time", .avgOverTime), ("min_over_time", .minOverTime), ("max_over_time", .maxOverTime),
         ("sum_over_time", .sumOverTime), ("count_over_time", .countOverTime), ("stddev_over_time", .stddevOverTime),
         ("stdvar_over_time", .stdvarOverTime), ("last_over_time", .lastOverTime), ("present_over_time", .presentOverTime),
         ("rate", .rate), ("increase", .increase), ("delta", .delta), ("deriv", .deriv),
         ("changes", .changes), ("resets", .resets),
     ]
-    static let aggregations: [AggregationOperator] = [.sum, .avg, .min, .max, .count, .stddev, .stdvar]
+    public static let aggregations: [AggregationOperator] = [.sum, .avg, .min, .max, .count, .stddev, .stdvar]
     static var names: [String] {
         ["last", "value", "series", "vanished", "metric_names", "scalar", "quantile_over_time", "predict_linear", "topk", "bottomk"]
             + windowFunctions.map(\.0) + aggregations.map(\.rawValue)

@@ -9,14 +9,14 @@ import VigilState
 /// and `vigil drain` talk to. Errors are JSON `{"error": "…"}` with 400, 404, 409, 413, 415, or 503 while the
 /// daemon starts.
 enum AllocatorRoutes {
-    /// Request bodies are small JSON documents; anything larger is refused with 413.
-    static let bodyLimit = 1 << 20
-
-    static func add(to router: Router<BasicRequestContext>, allocator: Allocator, clock: any WallClock) {
-        router.post("/api/v1/tasks") { request, context -> Response in
-            try await answer {
-                // One task (an object) or a job array (an array of them, queued all or none).
-                let body: OneOrMany<TaskSpec> = try await decode(request, context: context)
+    static func add(to api: APIBuilder, allocator: Allocator, clock: any WallClock) {
+        let tag = "tasks"
+        api.post("/api/v1/tasks", "Submit a task (an object) or a job array (an array of them, queued all or none)", tag: tag,
+                 body: "TaskSpec: command (array of strings, required), directory, owner, environment, name, kind, gpus, gpu_memory (bytes), "
+                     + "time_limit_ms, expected_duration_ms, priority (low, normal, high, urgent or 0-100), cost_limit, after, off_peak",
+                 returns: "{id, state, submitted}, or {ids} for an array", status: 201) { request, context in
+            try await API.answer {
+                let body: OneOrMany<TaskSpec> = try await API.decode(request, context: context)
                 // The reply is the new id (or ids): `GET /api/v1/tasks/ID` has the rest.
                 switch body {
                 case .one(let spec):
@@ -28,8 +28,10 @@ enum AllocatorRoutes {
                 }
             }
         }
-        router.get("/api/v1/tasks") { request, _ -> Response in
-            try await answer {
+        api.get("/api/v1/tasks", "Tasks, newest first", tag: tag,
+                query: [.init(name: "state", description: "Comma-separated states to keep: \(TaskState.allCases.map(\.rawValue).joined(separator: ", "))")],
+                returns: "{tasks: [TaskView]}") { request, _ in
+            try await API.answer {
                 var states: Set<TaskState>?
                 if let text = request.uri.queryParameters.get("state") {
                     states = Set(try text.split(separator: ",").map { name in
@@ -42,53 +44,56 @@ enum AllocatorRoutes {
                 return (.ok, TasksReply(tasks: allocator.list(states: states)))
             }
         }
-        router.get("/api/v1/tasks/:id") { _, context -> Response in
-            try await answer { (.ok, try allocator.task(try id(context))) }
+        api.get("/api/v1/tasks/:id", "One task", tag: tag, returns: "TaskView") { _, context in
+            try await API.answer { (.ok, try allocator.task(try API.id(context))) }
         }
-        router.get("/api/v1/tasks/:id/logs") { request, context -> Response in
+        api.get("/api/v1/tasks/:id/logs", "A task's output so far", tag: tag,
+                query: [.init(name: "stream", description: "stdout (default) or stderr")],
+                returns: "the text", mediaType: "text/plain") { request, context in
             do {
                 let stream = request.uri.queryParameters.get("stream") ?? "stdout"
-                let text = try allocator.log(try id(context), stream: stream)
+                let text = try allocator.log(try API.id(context), stream: stream)
                 return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
                                 body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
             } catch {
-                return failure(error)
+                return API.failure(error)
             }
         }
-        router.post("/api/v1/tasks/:id/pause") { _, context -> Response in
-            try await answer { _ = try allocator.pause(try id(context)); return (.ok, try allocator.task(try id(context))) }
+        api.post("/api/v1/tasks/:id/pause", "Pause a running task (SIGSTOP; its memory stays reserved)", tag: tag, returns: "TaskView") { _, context in
+            try await API.answer { _ = try allocator.pause(try API.id(context)); return (.ok, try allocator.task(try API.id(context))) }
         }
-        router.post("/api/v1/tasks/:id/resume") { _, context -> Response in
-            try await answer { _ = try allocator.resume(try id(context)); return (.ok, try allocator.task(try id(context))) }
+        api.post("/api/v1/tasks/:id/resume", "Resume a paused task", tag: tag, returns: "TaskView") { _, context in
+            try await API.answer { _ = try allocator.resume(try API.id(context)); return (.ok, try allocator.task(try API.id(context))) }
         }
-        router.post("/api/v1/tasks/:id/cancel") { _, context -> Response in
-            try await answer { _ = try allocator.cancel(try id(context)); return (.ok, try allocator.task(try id(context))) }
+        api.post("/api/v1/tasks/:id/cancel", "Cancel a task (SIGTERM, then SIGKILL after the grace period)", tag: tag,
+                 returns: "TaskView") { _, context in
+            try await API.answer { _ = try allocator.cancel(try API.id(context)); return (.ok, try allocator.task(try API.id(context))) }
         }
-        router.post("/api/v1/tasks/:id/priority") { request, context -> Response in
-            try await answer {
-                let body: PriorityBody = try await decode(request, context: context)
-                _ = try allocator.setPriority(try id(context), body.priority)
-                return (.ok, try allocator.task(try id(context)))
+        api.post("/api/v1/tasks/:id/priority", "Change a task's priority", tag: tag,
+                 body: "{priority: low, normal, high, urgent or 0-100}", returns: "TaskView") { request, context in
+            try await API.answer {
+                let body: PriorityBody = try await API.decode(request, context: context)
+                _ = try allocator.setPriority(try API.id(context), body.priority)
+                return (.ok, try allocator.task(try API.id(context)))
             }
         }
-        router.get("/api/v1/queue") { _, _ -> Response in
-            try await answer { (.ok, allocator.queue()) }
+        api.get("/api/v1/queue", "The queue: waiting tasks with their expected start and end and the reason they wait, "
+                + "running tasks, GPUs, the policy and today's cost", tag: tag, returns: "QueueView") { _, _ in
+            try await API.answer { (.ok, allocator.queue()) }
         }
-        router.get("/api/v1/costs") { request, _ -> Response in
-            try await answer {
-                let text = request.uri.queryParameters.get("since") ?? "7d"
-                guard let window = DurationParser.milliseconds(text), window > 0 else {
-                    throw AllocatorError(.invalid, "since must be a duration such as 7d or 24h, not \(text)")
-                }
-                let rows = try allocator.costs(since: clock.now() - window)
+        api.get("/api/v1/costs", "Cost per local day and owner", tag: "reports",
+                query: [.init(name: "since", description: "How far back, such as 7d (default) or 24h")],
+                returns: "{days: [{day, owner, cost, gpu_hours}]}") { request, _ in
+            try await API.answer {
+                let rows = try allocator.costs(since: clock.now() - API.duration(request, "since", default: "7d"))
                 return (.ok, CostsReply(days: rows.map { CostsReply.Day(day: $0.day, owner: $0.owner, cost: $0.cost, gpuHours: $0.gpuSeconds / 3600) }))
             }
         }
-        router.post("/api/v1/drain") { _, _ -> Response in
-            try await answer { try allocator.setDrained(true); return (.ok, DrainReply(drained: true)) }
+        api.post("/api/v1/drain", "Start no new task (running ones go on)", tag: tag, returns: "{drained: true}") { _, _ in
+            try await API.answer { try allocator.setDrained(true); return (.ok, DrainReply(drained: true)) }
         }
-        router.post("/api/v1/undrain") { _, _ -> Response in
-            try await answer { try allocator.setDrained(false); return (.ok, DrainReply(drained: false)) }
+        api.post("/api/v1/undrain", "Start tasks again", tag: tag, returns: "{drained: false}") { _, _ in
+            try await API.answer { try allocator.setDrained(false); return (.ok, DrainReply(drained: false)) }
         }
     }
 
@@ -120,79 +125,4 @@ enum AllocatorRoutes {
         var days: [Day]
     }
     struct PriorityBody: Decodable { var priority: TaskPriority }
-    struct ErrorReply: Encodable { var error: String }
-
-    struct HTTPFailure: Error {
-        var status: HTTPResponse.Status
-        var message: String
-    }
-
-    static func id(_ context: BasicRequestContext) throws -> Int64 {
-        guard let text = context.parameters.get("id"), let id = Int64(text), id > 0 else {
-            throw AllocatorError(.invalid, "task ids are positive integers")
-        }
-        return id
-    }
-
-    static func decode<T: Decodable>(_ request: Request, context: BasicRequestContext) async throws -> T {
-        if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
-            throw HTTPFailure(status: .unsupportedMediaType, message: "send JSON (Content-Type: application/json), not \(type)")
-        }
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: bodyLimit)
-        } catch {
-            throw HTTPFailure(status: .contentTooLarge, message: "the request body is over \(bodyLimit) bytes")
-        }
-        do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
-        } catch let error as DecodingError {
-            throw AllocatorError(.invalid, "the body is not a valid request: \(describe(error))")
-        }
-    }
-
-    static func describe(_ error: DecodingError) -> String {
-        func path(_ keys: [any CodingKey]) -> String { keys.map(\.stringValue).joined(separator: ".") }
-        switch error {
-        case .keyNotFound(let key, let context): return "\(path(context.codingPath + [key])) is missing"
-        case .typeMismatch(_, let context), .valueNotFound(_, let context):
-            return "\(path(context.codingPath)) has the wrong type: \(context.debugDescription)"
-        case .dataCorrupted(let context):
-            return context.codingPath.isEmpty ? "not JSON" : "\(path(context.codingPath)): \(context.debugDescription)"
-        @unknown default: return "\(error)"
-        }
-    }
-
-    static func answer(_ body: () async throws -> (HTTPResponse.Status, any Encodable)) async throws -> Response {
-        do {
-            let (status, value) = try await body()
-            return json(value, status: status)
-        } catch {
-            return failure(error)
-        }
-    }
-
-    static func failure(_ error: any Error) -> Response {
-        switch error {
-        case let error as AllocatorError:
-            let status: HTTPResponse.Status = switch error.kind {
-            case .invalid: .badRequest
-            case .notFound: .notFound
-            case .conflict: .conflict
-            case .unavailable: .serviceUnavailable
-            }
-            return json(ErrorReply(error: error.description), status: status)
-        case let error as HTTPFailure:
-            return json(ErrorReply(error: error.message), status: error.status)
-        default:
-            return json(ErrorReply(error: "\(error)"), status: .internalServerError)
-        }
-    }
-
-    static func json(_ value: any Encodable, status: HTTPResponse.Status) -> Response {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
-        return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
-    }
 }

@@ -8,44 +8,46 @@ import VigilStore
 /// `/api/v1/recommendations`, `/api/v1/reports/…` and `/api/v1/top`: what `vigil recommendations`, `vigil report`
 /// and `vigil top` show.
 enum ReportRoutes {
-    static func add(to router: Router<BasicRequestContext>, reports: ReportBuilder?, rules: RuleService?, clock: any WallClock,
+    static func add(to api: APIBuilder, reports: ReportBuilder?, rules: RuleService?, clock: any WallClock,
                     store: MetricStore, allocator: Allocator?) {
-        router.get("/api/v1/top") { _, _ -> Response in
-            AllocatorRoutes.json(TopSnapshot.make(store: store, allocator: allocator, rules: rules, at: clock.now()), status: .ok)
+        api.get("/api/v1/top", "What `vigil top` draws: GPUs, their processes and tasks, host CPU and memory, firing alerts",
+                tag: "monitor", returns: "TopSnapshot") { _, _ in
+            API.json(TopSnapshot.make(store: store, allocator: allocator, rules: rules, at: clock.now()))
         }
         if let rules {
-            router.get("/api/v1/recommendations") { request, _ -> Response in
-                try await AllocatorRoutes.answer {
+            api.get("/api/v1/recommendations", "Active recommendations, best saving first", tag: "recommendations",
+                    query: [.init(name: "expired", description: "Also those that expired within this window, such as 24h")],
+                    returns: "{recommendations: [Recommendation], expired?: [Recommendation]}") { request, _ in
+                try await API.answer {
                     var reply = RecommendationsReply(recommendations: rules.snapshot.recommendations, expired: nil)
-                    if let text = request.uri.queryParameters.get("expired") {
-                        guard let window = DurationParser.milliseconds(String(text)), window > 0 else {
-                            throw AllocatorError(.invalid, "expired must be a duration such as 24h, got \(text)")
-                        }
-                        reply.expired = try rules.expiredRecommendations(since: clock.now() - window)
+                    if request.uri.queryParameters.get("expired") != nil {
+                        reply.expired = try rules.expiredRecommendations(since: clock.now() - API.duration(request, "expired", default: "24h"))
                     }
                     return (.ok, reply)
                 }
             }
         }
         guard let reports else { return }
-        router.get("/api/v1/reports/status") { _, _ -> Response in
-            try await AllocatorRoutes.answer { (.ok, reports.status()) }
+        api.get("/api/v1/reports/status", "The status report: GPUs, tasks, cost, alerts, recommendations and indicators",
+                tag: "reports", returns: "StatusReport") { _, _ in
+            try await API.answer { (.ok, reports.status()) }
         }
-        router.get("/api/v1/reports/cost") { request, _ -> Response in
-            try await AllocatorRoutes.answer {
-                let sinceText = request.uri.queryParameters.get("since").map { String($0) } ?? "7d"
-                guard let window = DurationParser.milliseconds(sinceText), window > 0 else {
-                    throw AllocatorError(.invalid, "since must be a duration such as 7d or 24h, got \(sinceText)")
-                }
+        api.get("/api/v1/reports/cost", "Cost and GPU-hours grouped by owner, task, GPU or day", tag: "reports",
+                query: [.init(name: "since", description: "How far back, such as 7d (default)"),
+                        .init(name: "by", description: "owner (default), task, gpu or day")],
+                returns: "CostReport") { request, _ in
+            try await API.answer {
+                let window = try API.duration(request, "since", default: "7d")
                 let byText = request.uri.queryParameters.get("by").map { String($0) } ?? "owner"
                 guard let by = CostReport.Grouping(rawValue: byText) else {
-                    throw AllocatorError(.invalid, "by must be one of \(CostReport.Grouping.allCases.map(\.rawValue).joined(separator: ", ")), got \(byText)")
+                    throw AllocatorError(.invalid, "by must be one of \(CostReport.Grouping.allCases.map(\.rawValue).joined(separator: ", ")), not \(byText)")
                 }
                 return (.ok, try reports.cost(since: clock.now() - window, by: by))
             }
         }
-        router.get("/api/v1/reports/tasks/:id") { _, context -> Response in
-            try await AllocatorRoutes.answer { (.ok, try reports.task(try AllocatorRoutes.id(context))) }
+        api.get("/api/v1/reports/tasks/:id", "One task beside the median of similar tasks, with its indicators", tag: "reports",
+                returns: "TaskReport") { _, context in
+            try await API.answer { (.ok, try reports.task(try API.id(context))) }
         }
     }
 

@@ -5,83 +5,88 @@ import Foundation
 import VigilAllocator
 import VigilCore
 import VigilRules
+import VigilState
 import VigilStore
 
-/// The daemon's HTTP face: `/metrics` (Prometheus text 0.0.4) and `/healthz`. The JSON API and the
-/// dashboard join this router later.
+/// The daemon's HTTP face: `/metrics` (Prometheus text 0.0.4), `/healthz`, the JSON API under `/api/v1`
+/// (documented at `/api/v1/openapi.json`) and the dashboard.
 public enum VigilHTTPServer {
-    /// The routes, on their own, for tests and for the application below.
-    /// `benchmarks` answers `/api/v1/benchmarks` (this host's `vigil bench export`) when given.
-    public static func router(store: MetricStore, clock: any WallClock, rules: RuleService? = nil,
-                              benchmarks: (@Sendable () throws -> Data)? = nil, allocator: Allocator? = nil,
-                              reports: ReportBuilder? = nil) -> Router<BasicRequestContext> {
-        let router = Router()
-        if let allocator { AllocatorRoutes.add(to: router, allocator: allocator, clock: clock) }
-        ReportRoutes.add(to: router, reports: reports, rules: rules, clock: clock, store: store, allocator: allocator)
-        router.get("/metrics") { _, _ -> Response in
-            let body = store.exposition(at: clock.now())
-            return Response(
-                status: .ok,
-                headers: [.contentType: PrometheusExposition.contentType],
-                body: ResponseBody(byteBuffer: ByteBuffer(string: body))
-            )
+    /// What the routes read and change. Parts left nil leave their routes out.
+    public struct Services: Sendable {
+        public var store: MetricStore
+        public var clock: any WallClock
+        public var rules: RuleService?
+        /// Answers `/api/v1/benchmarks` (this host's `vigil bench export`).
+        public var benchmarks: (@Sendable () throws -> Data)?
+        public var allocator: Allocator?
+        public var reports: ReportBuilder?
+        /// Silences and alert history.
+        public var database: StateDatabase?
+        /// The bearer token mutations (and reads from beyond loopback) need; nil turns the check off (tests of other parts).
+        public var token: String?
+        public var dashboard = Dashboard.Options()
+        public var version = "0"
+
+        public init(store: MetricStore, clock: any WallClock, rules: RuleService? = nil, benchmarks: (@Sendable () throws -> Data)? = nil,
+                    allocator: Allocator? = nil, reports: ReportBuilder? = nil, database: StateDatabase? = nil, token: String? = nil) {
+            self.store = store
+            self.clock = clock
+            self.rules = rules
+            self.benchmarks = benchmarks
+            self.allocator = allocator
+            self.reports = reports
+            self.database = database
+            self.token = token
         }
-        router.get("/healthz") { _, _ -> Response in
+    }
+
+    /// The routes, on their own, for tests and for the application below.
+    public static func router(_ services: Services) -> Router<VigilRequestContext> {
+        routerAndTable(services).router
+    }
+
+    public static func router(store: MetricStore, clock: any WallClock) -> Router<VigilRequestContext> {
+        router(Services(store: store, clock: clock))
+    }
+
+    static func routerAndTable(_ services: Services) -> (router: Router<VigilRequestContext>, table: RouteTable) {
+        let router = Router(context: VigilRequestContext.self)
+        let table = RouteTable()
+        router.add(middleware: APIGate(table: table, token: services.token))
+        let api = APIBuilder(router: router, table: table)
+        let (store, clock) = (services.store, services.clock)
+        api.get("/metrics", "Every series in Prometheus text format 0.0.4", tag: "metrics", returns: "the exposition",
+                mediaType: PrometheusExposition.contentType, api: false) { _, _ in
+            Response(status: .ok, headers: [.contentType: PrometheusExposition.contentType],
+                     body: ResponseBody(byteBuffer: ByteBuffer(string: store.exposition(at: clock.now()))))
+        }
+        api.get("/healthz", "ok while the daemon runs", tag: "monitor", returns: "ok", mediaType: "text/plain", api: false) { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
                      body: ResponseBody(byteBuffer: ByteBuffer(string: "ok\n")))
         }
-        if let rules {
-            // Read-only views for `vigil rules` and `vigil alerts`; the full API comes with the dashboard.
-            router.get("/api/v1/rules") { _, _ -> Response in
-                let snapshot = rules.snapshot
-                return json(RulesReply(rules: snapshot.rules, files: snapshot.files))
-            }
-            router.get("/api/v1/alerts") { _, _ -> Response in
-                json(AlertsReply(alerts: rules.snapshot.alerts))
-            }
+        api.get("/api/v1/openapi.json", "This document", tag: "meta", returns: "OpenAPI 3.1") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"],
+                     body: ResponseBody(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.make(routes: table.all, version: services.version))))
         }
-        if let benchmarks {
-            router.get("/api/v1/benchmarks") { _, _ -> Response in
-                do {
-                    return Response(status: .ok, headers: [.contentType: "application/json"],
-                                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: try benchmarks())))
-                } catch {
-                    return Response(status: .internalServerError, headers: [.contentType: "application/json"],
-                                    body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"error":"cannot read the benchmark runs"}"#)))
-                }
-            }
-        }
-        return router
-    }
-
-    struct RulesReply: Encodable {
-        var rules: [RuleStatus]
-        var files: [RuleFileStatus]
-    }
-
-    struct AlertsReply: Encodable {
-        var alerts: [AlertView]
-    }
-
-    static func json(_ value: some Encodable) -> Response {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
-        return Response(status: .ok, headers: [.contentType: "application/json"],
-                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        MonitorRoutes.add(to: api, store: store, clock: clock, rules: services.rules, allocator: services.allocator,
+                          database: services.database, benchmarks: services.benchmarks)
+        if let allocator = services.allocator { AllocatorRoutes.add(to: api, allocator: allocator, clock: clock) }
+        ReportRoutes.add(to: api, reports: services.reports, rules: services.rules, clock: clock, store: store, allocator: services.allocator)
+        Dashboard.add(to: api, options: services.dashboard)
+        return (router, table)
     }
 
     /// A Hummingbird application (a `Service`) listening on `address`.
-    public static func application(store: MetricStore, clock: any WallClock, address: ListenAddress, rules: RuleService? = nil,
-                                   benchmarks: (@Sendable () throws -> Data)? = nil, allocator: Allocator? = nil,
-                                   reports: ReportBuilder? = nil, logger: Logger,
+    public static func application(_ services: Services, address: ListenAddress, logger: Logger,
                                    onRunning: @escaping @Sendable () async -> Void = {}) -> some ApplicationProtocol {
         if !address.isLoopback {
-            logger.warning("listening beyond loopback: anyone who can reach this address can read the metrics",
-                           metadata: ["http.address": "\(address)"])
+            logger.warning("""
+                listening beyond loopback: anyone who can reach this address can read /metrics and the dashboard's pages; \
+                the API answers them only with the token
+                """, metadata: ["http.address": "\(address)"])
         }
         return Application(
-            router: router(store: store, clock: clock, rules: rules, benchmarks: benchmarks, allocator: allocator, reports: reports),
+            router: router(services),
             configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port), serverName: "vigil"),
             onServerRunning: { _ in await onRunning() },
             logger: logger

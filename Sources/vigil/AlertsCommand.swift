@@ -70,20 +70,36 @@ struct AlertsCommand: AsyncParsableCommand {
     }
 }
 
-struct SilenceCommand: ParsableCommand {
+struct SilenceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "silence",
-        abstract: "Add, list and remove silences (kept in the data folder; the daemon applies them within a second).",
+        abstract: "Add, list and remove silences on the running daemon (kept in its data folder; applied within a second).",
         subcommands: [Add.self, List.self, Remove.self],
         defaultSubcommand: List.self
     )
 
-    struct Add: ParsableCommand {
+    /// `/api/v1/silences`' view of one.
+    struct View: Codable {
+        var id: String
+        var matchers: String
+        var state: String
+        var startsAt: Int64
+        var endsAt: Int64
+        var createdBy: String
+        var comment: String
+
+        enum CodingKeys: String, CodingKey {
+            case id, matchers, state, startsAt = "starts_at", endsAt = "ends_at", createdBy = "created_by", comment
+        }
+    }
+
+    struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Mute alerts matching every matcher, for a while.",
             discussion: "Example: vigil silence add alertname=GpuTooHot 'gpu=~\"0|1\"' --duration 2h --comment 'fan swap'"
         )
         @OptionGroup var global: GlobalOptions
+        @OptionGroup var daemon: DaemonOptions
         @Argument(help: ArgumentHelp("Matchers: name=value, name!=value, name=~regex, name!~regex.", valueName: "matcher"))
         var matchers: [String]
         @Option(name: .long, help: ArgumentHelp("How long it lasts (default 1h).", valueName: "duration")) var duration = "1h"
@@ -91,18 +107,26 @@ struct SilenceCommand: ParsableCommand {
         @Option(name: .long, help: "Who created it (default: $USER).") var author: String?
         @Option(name: .long, help: "Why.") var comment = ""
 
-        func run() throws {
-            let configuration = try global.loadConfiguration()
+        struct Body: Encodable {
+            var matchers: String
+            var duration: String
+            var startsIn: String
+            var createdBy: String
+            var comment: String
+            enum CodingKeys: String, CodingKey { case matchers, duration, startsIn = "starts_in", createdBy = "created_by", comment }
+        }
+
+        func run() async throws {
             let text = matchers.joined(separator: ",")
             do { _ = try Silences.parseMatchers(text) } catch { throw ValidationError("\(error)") }
             guard let length = DurationParser.milliseconds(duration), length > 0 else { throw ValidationError("--duration must be a duration such as 2h") }
-            guard let delay = DurationParser.milliseconds(startsIn) else { throw ValidationError("--starts-in must be a duration") }
-            let now = Int64(Date().timeIntervalSince1970 * 1000)
-            let silence = SilenceRecord(matchers: text, startsAt: now + delay, endsAt: now + delay + length,
-                                        createdBy: author ?? Self.userName(),
-                                        comment: comment, createdAt: now)
-            try StateDatabase(dataDirectory: configuration.dataDirectory).saveSilence(silence)
-            print(silence.id)
+            guard DurationParser.milliseconds(startsIn) != nil else { throw ValidationError("--starts-in must be a duration") }
+            let configuration = try global.loadConfiguration()
+            try await reportingRefusal {
+                let data = try await daemon.send("POST", "/api/v1/silences", body: Body(matchers: text, duration: duration, startsIn: startsIn,
+                                                                                        createdBy: author ?? Self.userName(), comment: comment), configuration)
+                print(try JSONDecoder().decode(View.self, from: data).id)
+            }
         }
 
         /// $USER, else the account name of the real user id.
@@ -113,46 +137,49 @@ struct SilenceCommand: ParsableCommand {
         }
     }
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "ls", abstract: "Silences in force (--all: expired too).")
         @OptionGroup var global: GlobalOptions
+        @OptionGroup var daemon: DaemonOptions
         @Flag(name: .long, help: "Include expired silences.") var all = false
         @Flag(name: .long, help: "Print JSON.") var json = false
 
-        func run() throws {
+        struct Reply: Decodable { var silences: [View] }
+
+        func run() async throws {
             let configuration = try global.loadConfiguration()
-            let now = Int64(Date().timeIntervalSince1970 * 1000)
-            let database = try StateDatabase(dataDirectory: configuration.dataDirectory)
-            let silences = try all ? database.silences() : database.silences().filter { $0.endsAt > now }
-            if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(silences), as: UTF8.self))
-                return
+            try await reportingRefusal {
+                let silences = try JSONDecoder().decode(Reply.self, from: try await daemon.send("GET", "/api/v1/silences?all=\(all)", configuration)).silences
+                if json {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                    print(String(decoding: try encoder.encode(silences), as: UTF8.self))
+                    return
+                }
+                var rows = [["ID", "Matchers", "State", "Ends", "Author", "Comment"]]
+                for silence in silences {
+                    rows.append([String(silence.id.prefix(8)), silence.matchers, silence.state, RFC3339.string(silence.endsAt), silence.createdBy, silence.comment])
+                }
+                print(TextTable.render(rows, rightAligned: []), terminator: "")
             }
-            var rows = [["ID", "Matchers", "State", "Ends", "Author", "Comment"]]
-            for silence in silences {
-                let state = silence.endsAt <= now ? "expired" : silence.startsAt > now ? "pending" : "active"
-                rows.append([String(silence.id.prefix(8)), silence.matchers, state, RFC3339.string(silence.endsAt), silence.createdBy, silence.comment])
-            }
-            print(TextTable.render(rows, rightAligned: []), terminator: "")
         }
     }
 
-    struct Remove: ParsableCommand {
+    struct Remove: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "rm", abstract: "Expire a silence now (its id, or the first characters of it).")
         @OptionGroup var global: GlobalOptions
+        @OptionGroup var daemon: DaemonOptions
         @Argument(help: "Silence id or a unique prefix.") var id: String
 
-        func run() throws {
+        func run() async throws {
             let configuration = try global.loadConfiguration()
-            let database = try StateDatabase(dataDirectory: configuration.dataDirectory)
-            let ids = try database.silenceIDs(prefix: id)
-            guard ids.count == 1 else {
-                throw ValidationError(ids.isEmpty ? "no silence has an id starting with \(id)" : "\(id) is the start of \(ids.count) silences; give more characters")
+            guard let escaped = id.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-"))) else {
+                throw ValidationError("\(id) is not a silence id")
             }
-            try database.expireSilence(id: ids[0], at: Int64(Date().timeIntervalSince1970 * 1000))
-            print("expired \(ids[0])")
+            try await reportingRefusal {
+                let data = try await daemon.send("DELETE", "/api/v1/silences/\(escaped)", configuration)
+                print("expired \(try JSONDecoder().decode(View.self, from: data).id)")
+            }
         }
     }
 }

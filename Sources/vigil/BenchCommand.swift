@@ -254,15 +254,22 @@ struct BenchCompareCommand: ParsableCommand {
         if source.hasPrefix("http://") || source.hasPrefix("https://") {
             let base = source.hasSuffix("/") ? String(source.dropLast()) : source
             guard let url = URL(string: base + "/api/v1/benchmarks") else { throw ValidationError("\(source) is not a URL") }
+            var request = URLRequest(url: url)
+            // Another host's daemon answers API reads from beyond its loopback only with its token.
+            if let token = ProcessInfo.processInfo.environment["VIGIL_TOKEN"], !token.isEmpty {
+                request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+            }
             let semaphore = DispatchSemaphore(value: 0)
             let box = ResultBox()
-            URLSession.shared.dataTask(with: url) { body, response, error in
+            URLSession.shared.dataTask(with: request) { body, response, error in
                 box.result = (body, (response as? HTTPURLResponse)?.statusCode, error)
                 semaphore.signal()
             }.resume()
             semaphore.wait()
             guard let (body, status, error) = box.result, error == nil, status == 200, let body else {
-                throw ValidationError("cannot fetch \(url): \(box.result?.2.map { "\($0.localizedDescription)" } ?? "status \(box.result?.1 ?? 0)")")
+                let status = box.result?.1 ?? 0
+                let hint = status == 401 ? " (that daemon wants its API token: set VIGIL_TOKEN to the contents of its DATA_DIR/api-token)" : ""
+                throw ValidationError("cannot fetch \(url): \(box.result?.2.map { "\($0.localizedDescription)" } ?? "status \(status)")\(hint)")
             }
             data = body
         } else {

@@ -31,6 +31,18 @@ struct DaemonOptions: ParsableArguments {
         return base.hasSuffix("/") ? String(base.dropLast()) : base
     }
 
+    /// The API token: $VIGIL_TOKEN, else the file the daemon made in its data folder. Changes need it; reads send it
+    /// when there is one (a daemon reached beyond loopback asks for it).
+    func token(_ configuration: VigilConfiguration, required: Bool) throws -> String? {
+        if let token = ProcessInfo.processInfo.environment["VIGIL_TOKEN"], !token.isEmpty { return token }
+        do {
+            return try APIToken.read(dataDirectory: configuration.dataDirectory)
+        } catch {
+            if required { throw error }
+            return nil
+        }
+    }
+
     /// Sends a request to the daemon; a reply that is not 2xx becomes an error carrying the daemon's message.
     func send(_ method: String, _ path: String, body: (any Encodable)? = nil, _ configuration: VigilConfiguration) async throws -> Data {
         let base = baseURL(configuration)
@@ -38,6 +50,9 @@ struct DaemonOptions: ParsableArguments {
         var request = URLRequest(url: url)
         request.httpMethod = method
         request.timeoutInterval = 10
+        if let token = try token(configuration, required: method != "GET") {
+            request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        }
         if let body {
             request.httpBody = try JSONEncoder().encode(body)
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
@@ -57,8 +72,7 @@ struct DaemonOptions: ParsableArguments {
             try await Task.sleep(for: .milliseconds(200))
         }
         guard (200..<300).contains(status) else {
-            struct Failure: Decodable { var error: String }
-            let message = (try? JSONDecoder().decode(Failure.self, from: data))?.error ?? String(decoding: data.prefix(500), as: UTF8.self)
+            let message = (try? JSONDecoder().decode(DaemonFailure.self, from: data))?.error ?? String(decoding: data.prefix(500), as: UTF8.self)
             throw DaemonRefusal(status: status, message: message)
         }
         return data
@@ -70,6 +84,9 @@ struct DaemonOptions: ParsableArguments {
         guard let url = URL(string: base + path) else { throw ValidationError("\(base) is not a URL") }
         var request = URLRequest(url: url)
         request.timeoutInterval = 5
+        if let token = try token(configuration, required: false) {
+            request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        }
         let data: Data
         let response: URLResponse
         do {
@@ -77,12 +94,16 @@ struct DaemonOptions: ParsableArguments {
         } catch {
             throw VigilError(.unavailable, "cannot reach the daemon at \(base) (is `vigil serve` running? --url points elsewhere): \(error.localizedDescription)")
         }
-        guard (response as? HTTPURLResponse)?.statusCode == 200 else {
-            throw VigilError(.unavailable, "\(url) answered \((response as? HTTPURLResponse)?.statusCode ?? 0)")
+        guard let status = (response as? HTTPURLResponse)?.statusCode, status == 200 else {
+            let message = (try? JSONDecoder().decode(DaemonFailure.self, from: data))?.error ?? String(decoding: data.prefix(300), as: UTF8.self)
+            throw VigilError(.unavailable, "\(url) answered \((response as? HTTPURLResponse)?.statusCode ?? 0): \(message)")
         }
         return try JSONDecoder().decode(T.self, from: data)
     }
 }
+
+/// The API's error body.
+struct DaemonFailure: Decodable { var error: String }
 
 struct RulesReply: Decodable {
     var rules: [RuleStatus]

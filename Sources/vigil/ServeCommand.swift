@@ -61,19 +61,23 @@ struct ServeCommand: AsyncParsableCommand {
                                          history: AllocatorHistory(allocator: allocator, database: database),
                                          startAfter: { await scheduler.firstRound() }, logger: logger)
         let reports = ReportBuilder(allocator: allocator, rules: rules, store: daemon.store, clock: daemon.clock)
-        let server = VigilHTTPServer.application(store: daemon.store, clock: daemon.clock, address: configuration.listen,
-                                                 rules: rules, benchmarks: {
-                                                     let history = BenchHistory(database: database)
-                                                     let facts = HostFacts.detect()
-                                                     let export = BenchHistory.Export(facts: facts, runs: try history.runs(host: facts.hostname))
-                                                     return Data(try BenchHistory.encode(export).utf8)
-                                                 }, allocator: allocator, reports: reports, logger: logger,
+        // Mutations (and reads from beyond loopback) need this token; the CLI reads it from the same folder.
+        let token = try APIToken.loadOrCreate(dataDirectory: configuration.dataDirectory)
+        var services = VigilHTTPServer.Services(store: daemon.store, clock: daemon.clock, rules: rules, benchmarks: {
+            let history = BenchHistory(database: database)
+            let facts = HostFacts.detect()
+            let export = BenchHistory.Export(facts: facts, runs: try history.runs(host: facts.hostname))
+            return Data(try BenchHistory.encode(export).utf8)
+        }, allocator: allocator, reports: reports, database: database, token: token)
+        services.version = VigilCommand.version
+        let server = VigilHTTPServer.application(services, address: configuration.listen, logger: logger,
                                                  onRunning: { SystemdNotifier.notify("READY=1\nSTATUS=running") })
         logger.info("vigil starting", metadata: [
             "http.address": "\(configuration.listen)",
             "collectors": "\(scheduler.names.joined(separator: ","))",
             "rules_dir": "\(configuration.rulesDirectory)",
             "data_dir": "\(configuration.dataDirectory)",
+            "dashboard": "http://\(configuration.listen)/",
             "version": "\(VigilCommand.version)",
         ])
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(

@@ -21,7 +21,7 @@ struct VigilCommand: AsyncParsableCommand {
         subcommands: [ServeCommand.self, CollectCommand.self, EvalCommand.self, GPUsCommand.self, PluginsCommand.self,
                       RulesCommand.self, AlertsCommand.self, SilenceCommand.self, BenchCommand.self, SimCommand.self,
                       SubmitCommand.self, QueueCommand.self, TaskCommand.self, DrainCommand.self, UndrainCommand.self,
-                      ReportCommand.self, RecommendationsCommand.self, TopCommand.self, ServiceUnitCommand.self]
+                      ReportCommand.self, RecommendationsCommand.self, TopCommand.self, DashboardCommand.self, ServiceUnitCommand.self]
     )
 }
 

@@ -111,6 +111,7 @@ struct AllocatorEndToEndTests {
         func post(_ path: String, _ body: String, type: String = "application/json") async throws -> (Int, String) {
             var request = URLRequest(url: URL(string: daemon.base + path)!)
             request.httpMethod = "POST"
+            request.setValue("Bearer \(try daemon.token())", forHTTPHeaderField: "Authorization")
             request.httpBody = Data(body.utf8)
             request.setValue(type, forHTTPHeaderField: "Content-Type")
             let (data, response) = try await URLSession.shared.data(for: request)

@@ -37,14 +37,13 @@ struct RulesEndToEndTests {
         #expect(listed.status == 1)
         #expect(listed.stdout.contains("E2eLoad") && listed.stdout.contains("every must be a duration"), "\(listed.stdout)\(listed.stderr)")
 
-        let added = try await E2E.run(["silence", "add", "alertname=E2eLoad", "--duration", "1h", "--comment", "e2e", "--config", daemon.configPath],
-                                      directory: daemon.root)
+        let added = try await daemon.cli(["silence", "add", "alertname=E2eLoad", "--duration", "1h", "--comment", "e2e", "--config", daemon.configPath])
         #expect(added.status == 0, "\(added.stderr)")
         reply = try await daemon.poll("/api/v1/alerts") { (daemon.alert($0, "E2eLoad")?["silencedBy"] as? [String])?.isEmpty == false }
         #expect((daemon.alert(reply, "E2eLoad")?["silencedBy"] as? [String]) == [added.stdout.trimmingCharacters(in: .whitespacesAndNewlines)])
         let alerts = try await E2E.run(["alerts", "--config", daemon.configPath, "--url", daemon.base])
         #expect(alerts.stdout.contains("firing (silenced)"), "\(alerts.stdout)")
-        let silences = try await E2E.run(["silence", "ls", "--config", daemon.configPath], directory: daemon.root)
+        let silences = try await daemon.cli(["silence", "ls", "--config", daemon.configPath])
         #expect(silences.stdout.contains("alertname=E2eLoad") && silences.stdout.contains("active"), "\(silences.stdout)")
 
         let metrics = await E2E.get(daemon.base + "/metrics")?.2 ?? ""

@@ -12,6 +12,9 @@ final class TestDaemon {
     var process: Process?
     /// Added to the daemon's environment (by default it finds no NVIDIA library).
     var environment: [String: String] = ["VIGIL_NVML_LIBRARY": "/nonexistent/libnvidia-ml.so.1"]
+    /// The address it listens on; `base` still reaches it on 127.0.0.1 unless `host` says otherwise.
+    var listenHost = "127.0.0.1"
+    var host = "127.0.0.1"
 
     init(config: String, rules: [String: String]) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-e2e-daemon-\(UUID().uuidString)")
@@ -27,7 +30,12 @@ final class TestDaemon {
     }
 
     var configPath: String { root.appendingPathComponent("vigil.yml").path }
-    var base: String { "http://127.0.0.1:\(port)" }
+    var base: String { "http://\(host):\(port)" }
+
+    /// The API token the daemon made in its data folder.
+    func token() throws -> String {
+        try String(contentsOf: root.appendingPathComponent("data/api-token"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
 
     func write(_ name: String, _ text: String) throws {
         try text.write(to: root.appendingPathComponent("rules/\(name)"), atomically: true, encoding: .utf8)
@@ -37,7 +45,7 @@ final class TestDaemon {
         let process = Process()
         process.currentDirectoryURL = root
         process.executableURL = try E2E.vigil()
-        process.arguments = ["serve", "--listen", "127.0.0.1:\(port)", "--config", configPath]
+        process.arguments = ["serve", "--listen", "\(listenHost):\(port)", "--config", configPath]
         process.environment = E2E.environment(environment)
         process.standardError = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
