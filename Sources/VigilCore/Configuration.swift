@@ -25,6 +25,8 @@ public struct VigilConfiguration: Sendable, Equatable {
     public var remoteWrite: [RemoteWriteConfiguration] = []
     /// PromQL servers scripts may query (`query_sources:`), by name.
     public var querySources: [String: QuerySourceConfiguration] = [:]
+    /// Where the dashboard finds Chart.js 3 (`dashboard.chart_js`); nil: Debian's libjs-chart.js.
+    public var chartJS: String?
 
     /// The allocator policy file in effect.
     public var policyPath: String {

@@ -151,10 +151,14 @@ extension DashboardAssets {
           if (!canvas) return null;
           V.charts[id] = new Chart(canvas, { type, data, options: Object.assign({ animation: false, responsive: true, maintainAspectRatio: false,
             plugins: { legend: { position: 'bottom', labels: { boxWidth: 12 } } } }, options || {}) });
+          document.body.dataset.charts = String(Object.keys(V.charts).length);
           return V.charts[id];
         }
         function series(color, label, values, extra) {
-          return Object.assign({ label, data: values, borderColor: color, backgroundColor: color + '33', pointRadius: 0, borderWidth: 2, tension: 0.2 }, extra || {});
+          // Points show while a line is short (a fresh daemon has a few); a long one is a plain line.
+          const few = values.filter((v) => v !== null && v !== undefined).length < 8;
+          return Object.assign({ label, data: values, borderColor: color, backgroundColor: color + '33', pointRadius: few ? 2.5 : 0, borderWidth: 2,
+            tension: 0.2, spanGaps: true }, extra || {});
         }
         /// The last 15 minutes in 15 s steps, aligned so that several queries share their timestamps.
         function window15m() {
@@ -313,7 +317,7 @@ extension DashboardAssets {
               '; today ' + money(queue.cost_today, queue.currency) + ', now ' + money(queue.cost_per_hour, queue.currency) + ' per hour.');
             fill('queue', table(['Task', 'Name', 'Owner', 'Priority', 'GPUs', 'Reason', 'Start (ETA)', 'End (ETA)', 'Actions'], queue.waiting.map((v) =>
               [taskLink(v.task.id), v.task.spec.name || v.task.spec.command.join(' '), v.task.spec.owner, String(v.task.spec.priority), String(v.task.spec.gpus),
-                v.reason ? v.reason.code || v.reason.kind || JSON.stringify(v.reason) : '', clock(v.estimated_start), clock(v.estimated_end), controls(v)])));
+                el('span', { title: v.note || '' }, v.reason || ''), clock(v.estimated_start), clock(v.estimated_end), controls(v)])));
             fill('running', table(['Task', 'Name', 'Owner', 'State', 'GPUs', 'Utilisation', 'Running', 'Cost', 'Expected end', 'Actions'], queue.active.map((v) => {
               const gpus = v.task.gpu_indices || [];
               const values = gpus.map((g) => utilization.get(g)).filter(isNum);
@@ -396,7 +400,7 @@ extension DashboardAssets {
           build() {
             return [el('div', { id: 'facts', class: 'muted' }), el('div', { id: 'cards', class: 'cards' }),
               el('div', { class: 'row' },
-                section('Scores against the reference, this host\'s best and the hardware\'s optimum', el('div', { class: 'chart' }, el('canvas', { id: 'chart-radar' }))),
+                section('Share of the hardware\'s peak: latest, best, the reference machine and the optimum', el('div', { class: 'chart tall' }, el('canvas', { id: 'chart-radar' }))),
                 section('Latency distribution', el('select', { id: 'latency-pick', onchange: () => refresh() }), el('div', { class: 'chart small' }, el('canvas', { id: 'chart-histogram' })))),
               section('Benchmark recommendations', el('div', { id: 'recs' })), section('Runs', el('div', { id: 'runs' }))];
           },
@@ -428,18 +432,19 @@ extension DashboardAssets {
               requestAnimationFrame(() => sparkline(canvas, values));
               return node;
             }));
-            const scored = results.filter((r) => isNum(r.score) && r.score > 0);
+            // Each axis is the share of the hardware's peak (1 = the optimum), so unlike figures share one scale.
+            const scored = results.filter((r) => isNum(r.efficiency) && r.efficiency > 0 && isNum(r.score) && r.score > 0);
             const best = (r) => {
               const values = history(r.name);
               const top = r.higherIsBetter ? Math.max(...values) : Math.min(...values);
-              return r.value > 0 ? r.score * (r.higherIsBetter ? top / r.value : r.value / top) / 1000 : null;
+              return r.value > 0 && top > 0 ? r.efficiency * (r.higherIsBetter ? top / r.value : r.value / top) : null;
             };
             chart('chart-radar', 'radar', { labels: scored.map((r) => r.name), datasets: [
-              series(PALETTE[0], 'This host, latest', scored.map((r) => r.score / 1000), { pointRadius: 2 }),
+              series(PALETTE[0], 'This host, latest', scored.map((r) => r.efficiency), { pointRadius: 2 }),
               series(PALETTE[2], 'This host, best', scored.map(best), { pointRadius: 2 }),
-              series(PALETTE[8], 'Reference machine (1000)', scored.map(() => 1), { pointRadius: 0, borderDash: [4, 4] }),
-              series(PALETTE[1], 'Optimum (hardware peak)', scored.map((r) => isNum(r.efficiency) && r.efficiency > 0 ? r.score / r.efficiency / 1000 : null), { pointRadius: 2 }),
-            ] }, { scales: { r: { beginAtZero: true } } });
+              series(PALETTE[8], 'Reference machine (score 1000)', scored.map((r) => r.efficiency * 1000 / r.score), { pointRadius: 2, borderDash: [4, 4] }),
+              series(PALETTE[1], 'Optimum (the hardware\'s peak)', scored.map(() => 1), { pointRadius: 0, backgroundColor: 'transparent' }),
+            ] }, { scales: { r: { beginAtZero: true, suggestedMax: 1 } } });
             const latencies = results.filter((r) => r.histogram && r.histogram.length);
             const pick = $('latency-pick');
             if (pick.options.length !== latencies.length) {
@@ -490,6 +495,13 @@ extension DashboardAssets {
             await Promise.all([page.update(), updateBadge()]);
             notice('offline', null);
             setText('updated', 'Updated ' + new Date().toTimeString().slice(0, 8) + ', every ' + POLL_MS / 1000 + ' s');
+            if (new URLSearchParams(location.search).has('canvas')) {
+              // For tests: how much each chart's image holds, so a blank canvas shows.
+              for (const [id, drawn] of Object.entries(V.charts)) {
+                const points = drawn.data.datasets.reduce((sum, set) => sum + set.data.filter((v) => v !== null && v !== undefined).length, 0);
+                document.body.setAttribute('data-drawn-' + id, drawn.canvas.toDataURL().length + ':' + points);
+              }
+            }
             document.body.dataset.ready = '1';
           } catch (error) {
             notice('offline', 'Cannot read the daemon\'s API: ' + error.message + (error.status === 401 ? ' (reads from beyond this host need the token: press Token)' : ''), 'error');

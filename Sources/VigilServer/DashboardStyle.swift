@@ -41,12 +41,12 @@ enum DashboardAssets {
         button.act:hover { background: #f3f4f6; } button.act.danger { color: var(--bad); }
         select, input { font: inherit; padding: 2px 6px; border: 1px solid var(--line); border-radius: 6px; }
         .chart { position: relative; height: 240px; }
-        .chart.small { height: 200px; }
+        .chart.small { height: 240px; } .chart.tall { height: 300px; }
         #notices .notice { margin: 10px 18px 0; padding: 8px 12px; border-radius: 8px; background: #fef3c7; border: 1px solid #f6d58e; }
         #notices .notice.error { background: #fee2e2; border-color: #f5b5b5; }
         details summary { cursor: pointer; color: var(--info); }
         pre.log { background: #0f172a; color: #e2e8f0; padding: 8px; border-radius: 8px; max-height: 260px; overflow: auto; font-size: 12px; }
-        .trend-up { color: var(--ok); } .trend-down { color: var(--bad); }
+        .card .sub.trend-up, .trend-up { color: var(--ok); } .card .sub.trend-down, .trend-down { color: var(--bad); }
         form.inline { display: flex; gap: 6px; flex-wrap: wrap; align-items: center; }
         """#
 }

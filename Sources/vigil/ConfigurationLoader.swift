@@ -213,6 +213,13 @@ enum ConfigurationLoader {
                     default: throw reader.unknown(key, value, path)
                     }
                 }
+            case "dashboard":
+                try reader.mapping(value, path: path) { key, value, path in
+                    switch key {
+                    case "chart_js": configuration.chartJS = try reader.string(value, path)
+                    default: throw reader.unknown(key, value, path)
+                    }
+                }
             case "allocator":
                 try reader.mapping(value, path: path) { key, value, path in
                     switch key {

@@ -18,13 +18,14 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the daemon: collectors, the metrics store, alert rules and the HTTP server.",
         discussion: """
-            Serves /metrics (Prometheus text format 0.0.4), /healthz, /api/v1/rules, /api/v1/alerts, the task API
-            (/api/v1/tasks, /api/v1/queue), /api/v1/recommendations and /api/v1/reports on 127.0.0.1:9477 unless
-            told otherwise. Runs the task allocator with the policy in RULES_DIR/policy.lua; tasks and their logs
-            live in DATA_DIR. Runs with no configuration file. Plugins and rule files (alerts, recommendations,
-            indicators) added to, changed in or removed from their folders take effect without a restart (SIGHUP
-            reloads the rules at once). Alert states, silences, history and recommendations live in
-            DATA_DIR/vigil.sqlite. SIGTERM or SIGINT stops it cleanly.
+            Serves the dashboard (http://127.0.0.1:9477/), /metrics (Prometheus text format 0.0.4), /healthz and the JSON
+            API under /api/v1 (described at /api/v1/openapi.json) on 127.0.0.1:9477 unless told otherwise. Changes
+            through the API need the token written to DATA_DIR/api-token (mode 0600) at the first start; the CLI reads
+            it. Runs the task allocator with the policy in RULES_DIR/policy.lua; tasks and their logs live in DATA_DIR.
+            Runs with no configuration file. Plugins and rule files (alerts, recommendations, indicators) added to,
+            changed in or removed from their folders take effect without a restart (SIGHUP reloads the rules at once).
+            Alert states, silences, history and recommendations live in DATA_DIR/vigil.sqlite. SIGTERM or SIGINT
+            stops it cleanly.
             """
     )
 
@@ -70,6 +71,7 @@ struct ServeCommand: AsyncParsableCommand {
             return Data(try BenchHistory.encode(export).utf8)
         }, allocator: allocator, reports: reports, database: database, token: token)
         services.version = VigilCommand.version
+        if let chartJS = configuration.chartJS { services.dashboard.chartJS = [chartJS] }
         let server = VigilHTTPServer.application(services, address: configuration.listen, logger: logger,
                                                  onRunning: { SystemdNotifier.notify("READY=1\nSTATUS=running") })
         logger.info("vigil starting", metadata: [
@@ -177,6 +179,7 @@ struct SystemdAndReload: Service {
         if configuration.allocator != old.allocator { needRestart.append("allocator") }
         if configuration.remoteWrite != old.remoteWrite { needRestart.append("remote_write") }
         if configuration.querySources != old.querySources { needRestart.append("query_sources") }
+        if configuration.chartJS != old.chartJS { needRestart.append("dashboard") }
         if !needRestart.isEmpty {
             logger.warning("SIGHUP: these settings changed and take effect at the next restart", metadata: ["settings": "\(needRestart.joined(separator: ","))"])
         }

@@ -17,6 +17,20 @@ struct BenchStatisticsTests {
         #expect(BenchStatistics.median([]) == nil)
     }
 
+    @Test("a latency histogram: equal bins between the 0.1st and 99.9th percentiles, the rare extremes in the end bins")
+    func histogram() throws {
+        // 0…999 once each, and one far outlier.
+        let values = (0..<1000).map(Double.init) + [1e6]
+        let bins = BenchStatistics.histogram(values, bins: 10)
+        #expect(bins.count == 10)
+        let low = try #require(BenchStatistics.quantile(0.001, values)), high = try #require(BenchStatistics.quantile(0.999, values))
+        #expect(bins.first?[0] == low && abs(bins.last![1] - high) < 1e-9)
+        #expect(bins.reduce(0) { $0 + $1[2] } == 1001, "every sample is counted")
+        #expect(bins.last![2] > bins[5][2], "the outlier lands in the last bin")
+        #expect(BenchStatistics.histogram([]).isEmpty)
+        #expect(BenchStatistics.histogram([5, 5, 5]) == [[5, 5, 3]])
+    }
+
     @Test("trend: the least-squares slope per run, as a share of the mean")
     func trend() throws {
         // 10, 11, 12, 13, 14: slope 1 per run over a mean of 12.

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import VigilCore
 
@@ -81,5 +82,26 @@ struct CoreValueTests {
         #expect(StaleMarker.value.isNaN)
         #expect(StaleMarker.isStale(StaleMarker.value))
         #expect(!StaleMarker.isStale(.nan))
+    }
+
+    @Test("the API token: made once with mode 0600, read back, narrowed when others could read it, refused when malformed")
+    func apiToken() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-token-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let token = try APIToken.loadOrCreate(dataDirectory: folder)
+        #expect(token.count == 64 && token.allSatisfy(\.isHexDigit))
+        let path = APIToken.path(dataDirectory: folder)
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int == 0o600)
+        #expect(try APIToken.loadOrCreate(dataDirectory: folder) == token, "a second start keeps the token")
+        #expect(try APIToken.read(dataDirectory: folder) == token)
+        chmod(path, 0o644)
+        #expect(try APIToken.loadOrCreate(dataDirectory: folder) == token)
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int == 0o600)
+        #expect(APIToken.matches(token, token) && !APIToken.matches(token, String(token.dropLast()) + "x") && !APIToken.matches("", token))
+        try "short\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: VigilError.self) { try APIToken.read(dataDirectory: folder) }
+        #expect { try APIToken.read(dataDirectory: folder + "/elsewhere") } throws: { error in
+            "\(error)".contains("does not exist (has `vigil serve` started with this data folder?)")
+        }
     }
 }

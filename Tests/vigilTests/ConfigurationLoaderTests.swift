@@ -108,6 +108,13 @@ struct ConfigurationLoaderTests {
         #expect(configuration.querySources["fleet"]?.url == "http://127.0.0.1:9090" && configuration.querySources["fleet"]?.timeoutMilliseconds == 3000)
     }
 
+    @Test("the dashboard's Chart.js may live elsewhere")
+    func dashboard() throws {
+        #expect(try ConfigurationLoader.parse("dashboard: { chart_js: /opt/chart.js/chart.umd.js }\n", file: "vigil.yml").chartJS
+                == "/opt/chart.js/chart.umd.js")
+        #expect(VigilConfiguration().chartJS == nil)
+    }
+
     @Test("an empty file means the embedded defaults")
     func empty() throws {
         #expect(try ConfigurationLoader.parse("", file: "vigil.yml") == VigilConfiguration())
@@ -128,6 +135,7 @@ struct ConfigurationLoaderTests {
         ("remote_write:\n  - url: localhost:8428\n", "vigil.yml:2:10: remote_write[0].url must be an http:// or https:// URL"),
         ("query_sources:\n  fleet: { timeout: 1s }\n", "vigil.yml:2:10: query_sources.fleet needs a url"),
         ("collectors:\n  procfs: { library: x.so }\n", "vigil.yml:2:22: unknown key 'library' in collectors.procfs"),
+        ("dashboard: { chartjs: x.js }\n", "vigil.yml:1:23: unknown key 'chartjs' in dashboard"),
         ("alerting:\n  receivers:\n    - webhook: ftp://x\n", "vigil.yml:3:16: alerting.receivers[0].webhook must be an http:// or https:// URL"),
         ("alerting:\n  receivers:\n    - name: x\n", "vigil.yml:3:7: alerting.receivers[0] needs one of log: true, webhook: URL or command"),
         ("alerting:\n  receivers:\n    - log: true\n      mtach: x\n", "vigil.yml:4:14: unknown key 'mtach' in alerting.receivers[0]"),
