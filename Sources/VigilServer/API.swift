@@ -57,7 +57,7 @@ public struct APIRoute: Sendable {
     public var api = true
 
     /// Mutations need the token from anywhere; API reads need it only from beyond loopback.
-    var needsToken: Bool { method != .get && method != .head }
+    var needsToken: Bool { method != .get }
 
     var segments: [Substring] { path.split(separator: "/") }
 
@@ -120,8 +120,7 @@ struct APIGate: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let path = request.uri.path
         let candidates = table.matching(path)
-        let method = request.method == .head ? .get : request.method
-        guard let route = candidates.first(where: { $0.method == method }) else {
+        guard let route = candidates.first(where: { $0.method == request.method }) else {
             if candidates.isEmpty {
                 return API.error(.notFound, "nothing is at \(path); the API's routes are listed in /api/v1/openapi.json")
             }

@@ -335,7 +335,7 @@ extension DashboardAssets {
             if (!match) { fill('detail'); return; }
             const id = match[1];
             const [view, report, log] = await Promise.all([api('/api/v1/tasks/' + id),
-              api('/api/v1/reports/tasks/' + id).catch(() => null), fetch('/api/v1/tasks/' + id + '/logs').then((r) => r.ok ? r.text() : '')]);
+              api('/api/v1/reports/tasks/' + id).catch(() => null), fetch('/api/v1/tasks/' + id + '/logs', { headers: V.token ? { Authorization: 'Bearer ' + V.token } : {} }).then((r) => r.ok ? r.text() : '')]);
             const t = view.task;
             fill('detail', section('Task #' + id + ' · ' + (t.spec.name || t.spec.command.join(' ')),
               el('p', {}, badge(t.state), ' owner ', el('b', {}, t.spec.owner), ', GPUs ', (t.gpu_indices || []).join(', ') || 'none',
