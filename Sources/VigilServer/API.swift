@@ -244,10 +244,14 @@ enum API {
 
     /// A duration query parameter (`7d`, `90s`), or `fallback` when absent.
     static func duration(_ request: Request, _ name: String, default fallback: String) throws -> Int64 {
-        let text = request.uri.queryParameters.get(name) ?? fallback
-        guard let window = DurationParser.milliseconds(text), window > 0 else {
-            throw AllocatorError(.invalid, "\(name) must be a duration such as 7d, 24h or 90s, not \(text)")
+        try duration(request.uri.queryParameters.get(name).map { String($0) } ?? fallback, name)
+    }
+
+    /// A duration a request gives (`2h`), longer than 0 unless `zero` is allowed; the error names the field.
+    static func duration(_ text: String, _ name: String, zero: Bool = false) throws -> Int64 {
+        guard let value = DurationParser.milliseconds(text), value > 0 || zero && value == 0 else {
+            throw AllocatorError(.invalid, "\(name) must be a duration such as 7d, 2h or 90s, not \(text)")
         }
-        return window
+        return value
     }
 }

@@ -231,8 +231,8 @@ extension DashboardAssets {
               section('Active tasks', el('div', { id: 'tasks' })),
             ];
           },
-          async update() {
-            const [status, top, alerts] = await Promise.all([api('/api/v1/reports/status'), api('/api/v1/top'), api('/api/v1/alerts')]);
+          async update(top) {
+            const [status, alerts] = await Promise.all([api('/api/v1/reports/status'), api('/api/v1/alerts')]);
             const usage = status.usage || {};
             setText('c-gpus', usage.busy_gpus + ' / ' + usage.gpus);
             setText('c-util', pct(usage.gpu_utilization));
@@ -309,9 +309,8 @@ extension DashboardAssets {
               section('History', el('div', { id: 'history' })),
             ];
           },
-          async update() {
-            const [queue, top, finished] = await Promise.all([api('/api/v1/queue'), api('/api/v1/top'),
-              api('/api/v1/tasks?state=succeeded,failed,cancelled,stopped,lost')]);
+          async update(top) {
+            const [queue, finished] = await Promise.all([api('/api/v1/queue'), api('/api/v1/tasks?state=succeeded,failed,cancelled,stopped,lost')]);
             const utilization = new Map(top.gpus.map((g) => [g.index, g.utilization]));
             setText('queue-note', (queue.drained ? 'Drained: no task starts. ' : '') + 'Strategy ' + queue.policy.strategy + ', target ' + queue.policy.target +
               '; today ' + money(queue.cost_today, queue.currency) + ', now ' + money(queue.cost_per_hour, queue.currency) + ' per hour.');
@@ -477,8 +476,7 @@ extension DashboardAssets {
 
         // ---- the loop ------------------------------------------------------------------------------------------
         /// The status badge: Active (tasks running), Queued, or Idle, and the firing alerts, coloured by the worst.
-        async function updateBadge() {
-          const top = await api('/api/v1/top');
+        function updateBadge(top) {
           setText('host', top.host);
           const state = top.tasks.some((t) => t.state === 'running') ? 'Active' : top.queued ? 'Queued' : 'Idle';
           const worst = top.alerts.some((a) => a.severity === 'critical') ? 'critical' : top.alerts.length ? 'warning' : 'ok';
@@ -492,7 +490,10 @@ extension DashboardAssets {
           V.busy = true;
           try {
             if (!V.built) { $('main').replaceChildren(...page.build()); V.built = true; }
-            await Promise.all([page.update(), updateBadge()]);
+            // One snapshot of the host per refresh, for the badge and for the pages that show GPUs and tasks.
+            const top = await api('/api/v1/top');
+            updateBadge(top);
+            await page.update(top);
             notice('offline', null);
             setText('updated', 'Updated ' + new Date().toTimeString().slice(0, 8) + ', every ' + POLL_MS / 1000 + ' s');
             if (new URLSearchParams(location.search).has('canvas')) {

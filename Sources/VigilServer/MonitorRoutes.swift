@@ -9,7 +9,7 @@ import VigilStore
 
 /// Metric queries, GPUs, rules, alerts and silences, and benchmarks: what the dashboard, `vigil alerts`,
 /// `vigil silence` and `vigil rules` read and change.
-enum MonitorRoutes {
+public enum MonitorRoutes {
     static let queryParameters: [APIRoute.Parameter] = [
         .init(name: "query", description: "A series selector, as in scripts: gpu_utilization_ratio{gpu=\"0\"}", required: true),
         .init(name: "function", description: "A window function over each series, as vigil.query has them: "
@@ -48,23 +48,16 @@ enum MonitorRoutes {
                 let query = try MetricQuery(request)
                 let end = try timestamp(request, "end") ?? clock.now()
                 let start: Timestamp
-                if let since = request.uri.queryParameters.get("since") {
-                    guard let length = DurationParser.milliseconds(since), length > 0 else {
-                        throw AllocatorError(.invalid, "since must be a duration such as 15m, not \(since)")
-                    }
-                    start = end - length
+                if request.uri.queryParameters.get("since") != nil {
+                    start = end - (try API.duration(request, "since", default: ""))
                 } else if let given = try timestamp(request, "start") {
                     start = given
                 } else {
                     throw AllocatorError(.invalid, "say where the range starts: start (Unix seconds) or since (a duration such as 15m)")
                 }
                 guard start <= end else { throw AllocatorError(.invalid, "start is after end") }
-                let step = try request.uri.queryParameters.get("step").map { text in
-                    guard let step = DurationParser.milliseconds(text), step > 0 else {
-                        throw AllocatorError(.invalid, "step must be a duration such as 15s, not \(text)")
-                    }
-                    return step
-                } ?? max(1000, (end - start) / 240)
+                let step = request.uri.queryParameters.get("step") == nil
+                    ? max(1000, (end - start) / 240) : try API.duration(request, "step", default: "")
                 guard (end - start) / step < 11_000 else {
                     throw AllocatorError(.invalid, "that is over 11,000 points per series; make the step larger or the range shorter")
                 }
@@ -141,9 +134,8 @@ enum MonitorRoutes {
                 do { _ = try Silences.parseMatchers(text) } catch {
                     throw AllocatorError(.invalid, "matchers: \(error)")
                 }
-                let length = try duration(body.duration ?? "1h", "duration")
-                let delay = body.startsIn.map { try? duration($0, "starts_in") } ?? 0
-                guard let delay else { throw AllocatorError(.invalid, "starts_in must be a duration such as 10m") }
+                let length = try API.duration(body.duration ?? "1h", "duration")
+                let delay = try API.duration(body.startsIn ?? "0s", "starts_in", zero: true)
                 let now = clock.now()
                 let silence = SilenceRecord(matchers: text, startsAt: now + delay, endsAt: now + delay + length,
                                             createdBy: body.createdBy ?? "api", comment: body.comment ?? "", createdAt: now)
@@ -168,14 +160,6 @@ enum MonitorRoutes {
                 return (.ok, SilenceView(silence, now: now))
             }
         }
-    }
-
-    static func duration(_ text: String, _ name: String) throws -> Int64 {
-        guard let value = DurationParser.milliseconds(text), value >= 0 else {
-            throw AllocatorError(.invalid, "\(name) must be a duration such as 2h, not \(text)")
-        }
-        if name == "duration", value == 0 { throw AllocatorError(.invalid, "duration must be longer than 0") }
-        return value
     }
 
     /// A time query parameter in Unix seconds (fractions allowed).
@@ -215,17 +199,18 @@ enum MonitorRoutes {
         var alerts: [AlertView]
     }
 
-    struct SilencesReply: Encodable { var silences: [SilenceView] }
+    public struct SilencesReply: Codable, Sendable { public var silences: [SilenceView] }
 
-    /// A silence with its state spelled out.
-    struct SilenceView: Encodable {
-        var id: String
-        var matchers: String
-        var state: String
-        var startsAt: Timestamp
-        var endsAt: Timestamp
-        var createdBy: String
-        var comment: String
+    /// A silence with its state spelled out (`vigil silence` reads these).
+    public struct SilenceView: Codable, Sendable {
+        public var id: String
+        public var matchers: String
+        /// active, pending or expired.
+        public var state: String
+        public var startsAt: Timestamp
+        public var endsAt: Timestamp
+        public var createdBy: String
+        public var comment: String
 
         init(_ record: SilenceRecord, now: Timestamp) {
             id = record.id
@@ -285,11 +270,7 @@ struct MetricQuery {
         do { selector = try SeriesSelector(parsing: String(text)) } catch {
             throw AllocatorError(.invalid, "query: \(error)")
         }
-        let windowText = parameters.get("window") ?? "5m"
-        guard let window = DurationParser.milliseconds(String(windowText)), window > 0 else {
-            throw AllocatorError(.invalid, "window must be a duration such as 5m, not \(windowText)")
-        }
-        self.window = window
+        window = try API.duration(request, "window", default: "5m")
         if let name = parameters.get("function").map { String($0) } {
             if let known = QueryFunctions.windowFunctions.first(where: { $0.0 == name }) {
                 function = known.1

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import VigilCore
 import VigilRules
+import VigilServer
 import VigilState
 import VigilStore
 
@@ -78,20 +79,7 @@ struct SilenceCommand: AsyncParsableCommand {
         defaultSubcommand: List.self
     )
 
-    /// `/api/v1/silences`' view of one.
-    struct View: Codable {
-        var id: String
-        var matchers: String
-        var state: String
-        var startsAt: Int64
-        var endsAt: Int64
-        var createdBy: String
-        var comment: String
-
-        enum CodingKeys: String, CodingKey {
-            case id, matchers, state, startsAt = "starts_at", endsAt = "ends_at", createdBy = "created_by", comment
-        }
-    }
+    typealias View = MonitorRoutes.SilenceView
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -144,12 +132,10 @@ struct SilenceCommand: AsyncParsableCommand {
         @Flag(name: .long, help: "Include expired silences.") var all = false
         @Flag(name: .long, help: "Print JSON.") var json = false
 
-        struct Reply: Decodable { var silences: [View] }
-
         func run() async throws {
             let configuration = try global.loadConfiguration()
             try await reportingRefusal {
-                let silences = try JSONDecoder().decode(Reply.self, from: try await daemon.send("GET", "/api/v1/silences?all=\(all)", configuration)).silences
+                let silences = try JSONDecoder().decode(MonitorRoutes.SilencesReply.self, from: try await daemon.send("GET", "/api/v1/silences?all=\(all)", configuration)).silences
                 if json {
                     let encoder = JSONEncoder()
                     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -90,7 +90,10 @@ struct APIEndToEndTests {
         reply = try await Self.request(daemon, "GET", "/api/v1/query_range?query=gpu_up&aggregate=sum&start=\(end - 2)&end=\(end)&step=1s").json
         let sums = ((reply["result"] as? [[String: Any]])?.first?["samples"] as? [[Double]])?.map { $0[1] }
         #expect(sums == [8, 8, 8], "\(reply)")
-        reply = try await Self.request(daemon, "GET", "/api/v1/query?query=gpu_energy_joules_total&function=rate&window=2s&aggregate=topk&k=2").json
+        // A rate needs two samples in its window: poll until the collectors have taken them.
+        reply = try await daemon.poll("/api/v1/query?query=gpu_energy_joules_total&function=rate&window=30s&aggregate=topk&k=2") {
+            ($0["result"] as? [Any])?.count == 2
+        }
         #expect((reply["result"] as? [Any])?.count == 2, "\(reply)")
         #expect((try await Self.request(daemon, "GET", "/api/v1/metric_names").json["names"] as? [String])?.contains("gpu_up") == true)
         reply = try await Self.request(daemon, "GET", "/api/v1/gpus").json
