@@ -226,8 +226,6 @@ enum API {
             return self.error(status, error.description)
         case let error as Failure:
             return self.error(error.status, error.message)
-        case let error as VigilError where error.code == .invalidQuery || error.code == .parse:
-            return self.error(.badRequest, error.description)
         default:
             return self.error(.internalServerError, "\(error)")
         }

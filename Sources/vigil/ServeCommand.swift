@@ -166,20 +166,15 @@ struct SystemdAndReload: Service {
                 logger.info("SIGHUP: collector settings applied", metadata: ["collector": "\(name)"])
             }
         }
-        var needRestart: [String] = []
-        if configuration.listen != old.listen { needRestart.append("listen") }
-        if configuration.dataDirectory != old.dataDirectory { needRestart.append("data_dir") }
-        if configuration.rulesDirectory != old.rulesDirectory { needRestart.append("rules_dir") }
-        if configuration.pluginsDirectory != old.pluginsDirectory { needRestart.append("plugins_dir") }
-        if configuration.store != old.store { needRestart.append("store") }
-        if configuration.lua != old.lua { needRestart.append("lua") }
-        if configuration.rules != old.rules { needRestart.append("rules") }
-        if configuration.alerting != old.alerting { needRestart.append("alerting") }
-        if configuration.costs != old.costs { needRestart.append("costs") }
-        if configuration.allocator != old.allocator { needRestart.append("allocator") }
-        if configuration.remoteWrite != old.remoteWrite { needRestart.append("remote_write") }
-        if configuration.querySources != old.querySources { needRestart.append("query_sources") }
-        if configuration.chartJS != old.chartJS { needRestart.append("dashboard") }
+        let needRestart = [
+            ("listen", configuration.listen != old.listen), ("data_dir", configuration.dataDirectory != old.dataDirectory),
+            ("rules_dir", configuration.rulesDirectory != old.rulesDirectory),
+            ("plugins_dir", configuration.pluginsDirectory != old.pluginsDirectory), ("store", configuration.store != old.store),
+            ("lua", configuration.lua != old.lua), ("rules", configuration.rules != old.rules),
+            ("alerting", configuration.alerting != old.alerting), ("costs", configuration.costs != old.costs),
+            ("allocator", configuration.allocator != old.allocator), ("remote_write", configuration.remoteWrite != old.remoteWrite),
+            ("query_sources", configuration.querySources != old.querySources), ("dashboard", configuration.chartJS != old.chartJS),
+        ].filter(\.1).map(\.0)
         if !needRestart.isEmpty {
             logger.warning("SIGHUP: these settings changed and take effect at the next restart", metadata: ["settings": "\(needRestart.joined(separator: ","))"])
         }
