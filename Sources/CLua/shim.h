@@ -57,6 +57,8 @@ typedef struct clua_sandbox {
     size_t cap;             /* byte cap; 0 = none */
     int host_depth;         /* > 0 while a Swift host function runs: allocations never fail then */
     int limit_hit;          /* CLUA_LIMIT_* of the last limit crossed */
+    int refused;            /* the last growing allocation was refused (Lua retries once after an emergency GC) */
+    int memory_failed;      /* an allocation was refused twice in a row: Lua raised a memory error in this call */
     int64_t budget;         /* instructions left in this call */
     int64_t budget_total;   /* the call's budget; 0 = no budget */
     int64_t deadline_ns;    /* CLOCK_MONOTONIC deadline of this call; 0 = none */
@@ -87,10 +89,14 @@ static inline void *clua_sandbox_alloc(void *ud, void *ptr, size_t osize, size_t
     }
     if (sb->cap && nsize > old && sb->host_depth == 0 && sb->used - old + nsize > sb->cap) {
         sb->limit_hit = CLUA_LIMIT_MEMORY;
+        /* Lua asks again after a full collection; a second refusal is the memory error the script sees. */
+        if (sb->refused) sb->memory_failed = 1;
+        sb->refused = 1;
         return NULL;
     }
     void *p = realloc(ptr, nsize);
     if (p == NULL) return NULL;
+    if (nsize > old) sb->refused = 0;
     sb->used = sb->used - old + nsize;
     return p;
 }
@@ -130,6 +136,11 @@ static inline void clua_count_hook(lua_State *L, lua_Debug *ar) {
         sb->limit_hit == CLUA_LIMIT_CALL_DEPTH) {
         clua_limit_exceeded(L, sb, sb->limit_hit);
     }
+    if (sb->memory_failed) {
+        /* A script that caught its memory error (pcall, coroutine.resume) does not carry on. */
+        lua_sethook(L, lua_gethook(L), LUA_MASKCOUNT, 1);
+        luaL_error(L, "not enough memory");
+    }
     if (sb->budget_total > 0) {
         sb->budget -= CLUA_HOOK_STEP;
         if (sb->budget < 0) clua_limit_exceeded(L, sb, CLUA_LIMIT_INSTRUCTIONS);
@@ -155,6 +166,8 @@ static inline lua_State *clua_sandbox_newstate(clua_sandbox *sb) {
 static inline void clua_sandbox_arm(lua_State *L, int64_t budget, int64_t deadline_ms, int max_depth) {
     clua_sandbox *sb = clua_sandbox_of(L);
     sb->limit_hit = CLUA_LIMIT_NONE;
+    sb->refused = 0;
+    sb->memory_failed = 0;
     sb->budget = budget;
     sb->budget_total = budget;
     sb->deadline_ms = deadline_ms;
@@ -163,6 +176,16 @@ static inline void clua_sandbox_arm(lua_State *L, int64_t budget, int64_t deadli
     sb->where_line = 0;
     sb->where_source[0] = '\0';
     lua_sethook(L, clua_count_hook, LUA_MASKCOUNT, CLUA_HOOK_STEP);
+}
+
+/* The limit a call crossed even though it returned normally: a script may catch a limit's error in a pcall
+ * or a coroutine (hooks are per thread, so a coroutine's error does not reach the main thread's hook at
+ * once) and return before the hook fires again. Such a call still failed. CLUA_LIMIT_NONE when none. */
+static inline int clua_sandbox_crossed(lua_State *L) {
+    clua_sandbox *sb = clua_sandbox_of(L);
+    if (sb->memory_failed) return CLUA_LIMIT_MEMORY;
+    if (sb->limit_hit == CLUA_LIMIT_MEMORY) return CLUA_LIMIT_NONE; /* refused once, then satisfied after a collection */
+    return sb->limit_hit;
 }
 
 /* ---- messages ---------------------------------------------------------------------------------- */
@@ -230,6 +253,38 @@ static inline void clua_open_library(lua_State *L, const char *name) {
     else if (strcmp(name, "os") == 0) open = luaopen_os;
     if (open == NULL) return;
     luaL_requiref(L, name, open, 1);
+    lua_pop(L, 1);
+}
+
+/* ---- pattern functions with a budget ---------------------------------------------------------- */
+
+#include "patterns.h"
+
+/* Charges a matcher's steps to the call's instruction budget and checks its deadline. */
+static inline void clua_pattern_charge(clua_match *ms) {
+    clua_sandbox *sb = clua_sandbox_of(ms->L);
+    long steps = ms->steps;
+    ms->steps = 0;
+    if (sb->budget_total > 0) {
+        sb->budget -= steps / CLUA_PATTERN_STEPS;
+        if (sb->budget < 0) clua_limit_exceeded(ms->L, sb, CLUA_LIMIT_INSTRUCTIONS);
+    }
+    if (sb->deadline_ns > 0 && clua_monotonic_ns() > sb->deadline_ns) clua_limit_exceeded(ms->L, sb, CLUA_LIMIT_DEADLINE);
+}
+
+/* Replaces string.find, match, gmatch and gsub (and so the string methods) with the budgeted matcher. */
+static inline void clua_install_bounded_patterns(lua_State *L) {
+    lua_getglobal(L, "string");
+    if (lua_istable(L, -1)) {
+        lua_pushcfunction(L, clua_str_find);
+        lua_setfield(L, -2, "find");
+        lua_pushcfunction(L, clua_str_match);
+        lua_setfield(L, -2, "match");
+        lua_pushcfunction(L, clua_str_gmatch);
+        lua_setfield(L, -2, "gmatch");
+        lua_pushcfunction(L, clua_str_gsub);
+        lua_setfield(L, -2, "gsub");
+    }
     lua_pop(L, 1);
 }
 

@@ -29,8 +29,11 @@ public final class Allocator: @unchecked Sendable {
         /// Finished tasks kept in memory (and used for prediction and fair share).
         public var keepFinished: Int64 = 30 * 86_400_000
 
+        /// A relative `logs` is resolved now, against the current folder: a task's wrapper writes its exit status
+        /// into `VIGIL_TASK_DIR`, which must not depend on the folder the task runs in.
         public init(logs: String, costs: CostModel) {
-            self.logs = logs
+            self.logs = logs.hasPrefix("/") ? logs
+                : ((FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(logs) as NSString).standardizingPath
             self.costs = costs
         }
     }
@@ -158,6 +161,19 @@ public final class Allocator: @unchecked Sendable {
                 logger.error("a stored task cannot be read; it is skipped", metadata: ["task.id": "\(row.id)"])
                 continue
             }
+            if let problem = record.rangeProblem {
+                // A row edited by hand or written by a bug: this one task is marked broken, nothing else stops.
+                logger.error("a stored task is out of range; it is marked failed", metadata: ["task.id": "\(row.id)", "problem": "\(problem)"])
+                record.repairTimes(now: now)
+                if !record.state.isFinished {
+                    record.state = .failed
+                    record.ended = now
+                }
+                record.reason = "its stored record is broken (\(problem)); it was not run or followed further"
+                dirty.insert(record.id)
+                tasks[record.id] = record
+                continue
+            }
             if record.state.isActive {
                 if record.state == .starting || record.pid == nil {
                     finish(&record, .lost, reason: "the daemon stopped while starting it; it was not started again", at: now)
@@ -260,12 +276,8 @@ public final class Allocator: @unchecked Sendable {
         guard FileManager.default.fileExists(atPath: spec.directory, isDirectory: &isFolder), isFolder.boolValue else {
             throw AllocatorError(.invalid, "the working folder \(spec.directory) does not exist")
         }
-        guard spec.gpus >= 0 else { throw AllocatorError(.invalid, "gpus must be 0 or more") }
-        guard spec.gpuMemory >= 0 else { throw AllocatorError(.invalid, "gpu_memory must be 0 (whole GPUs) or a size") }
+        if let problem = spec.rangeProblem { throw AllocatorError(.invalid, problem) }
         if spec.gpuMemory > 0 && spec.gpus == 0 { throw AllocatorError(.invalid, "gpu_memory is set but gpus is 0") }
-        if let limit = spec.timeLimit, limit <= 0 { throw AllocatorError(.invalid, "time limit must be positive") }
-        if let expected = spec.expectedDuration, expected <= 0 { throw AllocatorError(.invalid, "expected duration must be positive") }
-        if let limit = spec.costLimit, limit < 0 || !limit.isFinite { throw AllocatorError(.invalid, "cost limit must be 0 or more") }
         guard !spec.owner.isEmpty else { throw AllocatorError(.invalid, "owner is empty") }
     }
 
@@ -659,7 +671,7 @@ public final class Allocator: @unchecked Sendable {
             guard let gpu = sample.labels["gpu"], let pid = sample.labels["pid"].flatMap({ Int32($0) }) else { continue }
             let group = getpgid(pid)
             if group > 0, let id = groups[group], let index = Int(gpu) {
-                seen[id, default: [:]][index, default: 0] += Int64(sample.value)
+                seen[id, default: [:]][index, default: 0] = min((seen[id]?[index] ?? 0) + Bounds.memoryBytes(sample.value), Bounds.maxMemoryBytes)
             } else {
                 foreign[gpu, default: 0] += sample.value
             }
@@ -667,8 +679,8 @@ public final class Allocator: @unchecked Sendable {
         observed = seen
         gpus = totals.compactMap { sample -> GPUSlot? in
             guard let key = sample.labels["gpu"], let index = Int(key) else { return nil }
-            var slot = GPUSlot(index: index, uuid: sample.labels["uuid"] ?? "", model: sample.labels["model"] ?? "", memoryTotal: Int64(sample.value))
-            slot.foreignMemory = Int64(foreign[key] ?? 0)
+            var slot = GPUSlot(index: index, uuid: sample.labels["uuid"] ?? "", model: sample.labels["model"] ?? "", memoryTotal: Bounds.memoryBytes(sample.value))
+            slot.foreignMemory = Bounds.memoryBytes(foreign[key] ?? 0)
             slot.utilization = utilization[key] ?? 0
             slot.temperature = temperature[key] ?? 0
             slot.powerWatts = power[key] ?? 0

@@ -195,16 +195,17 @@ public final class PolicyScript: PlacementScorer {
     /// Reads `vigil.policy { … }`; unknown fields and wrong values are errors naming the field.
     static func parse(_ spec: [LuaValue: LuaValue], file: String) throws -> Policy {
         var policy = Policy()
-        func number(_ key: String, _ value: LuaValue, min: Double = 0) throws -> Double {
-            guard let number = value.doubleValue, number >= min, number.isFinite else {
-                throw PolicyError("\(file): vigil.policy: \(key) must be a number ≥ \(min.formatted()), got \(value.typeName)")
+        func number(_ key: String, _ value: LuaValue, min: Double = 0, max: Double = 1e12) throws -> Double {
+            guard let number = value.doubleValue, number >= min, number <= max, number.isFinite else {
+                let shown = value.doubleValue.map { "\($0)" } ?? value.typeName
+                throw PolicyError("\(file): vigil.policy: \(key) must be a number from \(min.formatted()) to \(max.formatted()), got \(shown)")
             }
             return number
         }
         func duration(_ key: String, _ value: LuaValue) throws -> Int64 {
             if let text = value.stringValue, let ms = DurationParser.milliseconds(text), ms > 0 { return ms }
-            if let seconds = value.doubleValue, seconds > 0 { return Int64(seconds * 1000) }
-            throw PolicyError("\(file): vigil.policy: \(key) must be a duration such as \"5s\" or \"7d\"")
+            if let seconds = value.doubleValue, seconds > 0, let ms = Bounds.milliseconds(seconds: seconds) { return ms }
+            throw PolicyError("\(file): vigil.policy: \(key) must be a duration such as \"5s\" or \"7d\" (\(Bounds.durationRange))")
         }
         for (key, value) in spec {
             guard let name = key.stringValue else { throw PolicyError("\(file): vigil.policy: fields are named, not numbered") }
@@ -240,7 +241,7 @@ public final class PolicyScript: PlacementScorer {
                     default: throw PolicyError("\(file): vigil.policy: unknown priority weight \(k.stringValue ?? "\(k)") (known: class, age, fair_share, size)")
                     }
                 }
-            case "tasks_per_gpu": policy.tasksPerGPU = Int(try number(name, value, min: 1))
+            case "tasks_per_gpu": policy.tasksPerGPU = Int(try number(name, value, min: 1, max: 1024))
             case "batch_window": policy.batchWindow = try duration(name, value)
             case "backfill":
                 guard case .boolean(let flag) = value else { throw PolicyError("\(file): vigil.policy: backfill must be true or false") }
@@ -249,7 +250,7 @@ public final class PolicyScript: PlacementScorer {
             case "max_age": policy.maxAge = try duration(name, value)
             case "default_duration": policy.defaultDuration = try duration(name, value)
             case "size_scale": policy.sizeScale = try number(name, value, min: 0.000001)
-            case "score_window": policy.scoreWindow = Int(try number(name, value, min: 1))
+            case "score_window": policy.scoreWindow = Int(try number(name, value, min: 1, max: 100_000))
             case "score":
                 guard case .function = value else { throw PolicyError("\(file): vigil.policy: score must be a function(task, gpu, w)") }
             default:

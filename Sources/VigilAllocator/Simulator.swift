@@ -35,8 +35,9 @@ public struct TraceJob: Sendable, Equatable {
         let kind = column("model_name"), user = column("user")
         return try lines.enumerated().map { offset, line in
             let fields = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            // Ids, GPU counts and seconds: a trace that holds more than 1e12 of any is not a trace.
             func number(_ index: Int, _ name: String) throws -> Double {
-                guard index < fields.count, let value = Double(fields[index]), value >= 0 else {
+                guard index < fields.count, let value = Double(fields[index]), value >= 0, value <= 1e12 else {
                     throw PolicyError("\(file):\(offset + 2): \(name) must be a number ≥ 0")
                 }
                 return value

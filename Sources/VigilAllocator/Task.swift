@@ -31,6 +31,36 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         self.owner = owner
     }
 
+    /// The most GPUs one task may ask for, arguments in its command, and bytes of its name, kind or owner.
+    public static let maxGPUs = 1024
+    public static let maxArguments = 4096
+    public static let maxNameBytes = 256
+
+    /// What is out of range in this spec, naming the field and its range, or nil when every number and size is
+    /// within bounds. Checked at submit and again for every row read back from the database, so that no figure
+    /// can make the planner's time arithmetic overflow.
+    public var rangeProblem: String? {
+        if command.count > Self.maxArguments { return "command has \(command.count) arguments; at most \(Self.maxArguments)" }
+        guard (0...Self.maxGPUs).contains(gpus) else { return "gpus must be from 0 to \(Self.maxGPUs), not \(gpus)" }
+        guard (0...Bounds.maxMemoryBytes).contains(gpuMemory) else {
+            return "gpu_memory must be from 0 (whole GPUs) to \(Bounds.maxMemoryBytes) bytes, not \(gpuMemory)"
+        }
+        if let limit = timeLimit, !(1...Bounds.maxDuration).contains(limit) {
+            return "time_limit_ms must be from 1 to \(Bounds.maxDuration) (100 years), not \(limit)"
+        }
+        if let expected = expectedDuration, !(1...Bounds.maxDuration).contains(expected) {
+            return "expected_duration_ms must be from 1 to \(Bounds.maxDuration) (100 years), not \(expected)"
+        }
+        if let limit = costLimit, !(limit.isFinite && limit >= 0 && limit <= 1e15) {
+            return "cost_limit must be a number from 0 to 1e15, not \(limit)"
+        }
+        for (field, value) in [("owner", owner), ("name", name ?? ""), ("kind", kind ?? "")] where value.utf8.count > Self.maxNameBytes {
+            return "\(field) is \(value.utf8.count) bytes long; at most \(Self.maxNameBytes)"
+        }
+        if let bad = after.first(where: { $0.task <= 0 }) { return "after: task ids are positive, not \(bad.task)" }
+        return nil
+    }
+
     /// The key that groups runs of "the same" task for prediction.
     public var predictionKey: String {
         if let kind, !kind.isEmpty { return kind }
@@ -209,6 +239,34 @@ public struct TaskRecord: Codable, Sendable, Equatable {
     public var displayName: String { spec.name ?? spec.command.joined(separator: " ") }
 
     /// Time it has run, pauses excluded.
+    /// What is out of range in this stored record (its spec, its times), or nil.
+    public var rangeProblem: String? {
+        if let problem = spec.rangeProblem { return problem }
+        let times: [(String, Timestamp?)] = [("submitted", submitted), ("started", started), ("ended", ended), ("paused_at", pausedAt)]
+        for (field, time) in times {
+            if let time, !(0...Bounds.maxTimestamp).contains(time) { return "\(field) is \(time), outside \(Bounds.timestampRange) in ms" }
+        }
+        guard (0...Bounds.maxDuration).contains(pausedTotal) else { return "paused_total is \(pausedTotal), outside \(Bounds.durationRange)" }
+        if !(cost.isFinite && cost >= 0) { return "cost is \(cost)" }
+        return nil
+    }
+
+    /// Brings a broken record's times into range so that every view and sum of it is safe.
+    mutating func repairTimes(now: Timestamp) {
+        func fix(_ time: Timestamp?) -> Timestamp? { time.map { min(max($0, 0), now) } }
+        submitted = fix(submitted) ?? now
+        started = fix(started)
+        ended = fix(ended)
+        pausedAt = nil
+        pausedTotal = min(max(pausedTotal, 0), Bounds.maxDuration)
+        if !(cost.isFinite && cost >= 0) { cost = 0 }
+        spec.timeLimit = spec.timeLimit.map { min(max($0, 1), Bounds.maxDuration) }
+        spec.expectedDuration = spec.expectedDuration.map { min(max($0, 1), Bounds.maxDuration) }
+        spec.gpus = min(max(spec.gpus, 0), TaskSpec.maxGPUs)
+        spec.gpuMemory = min(max(spec.gpuMemory, 0), Bounds.maxMemoryBytes)
+        if let limit = spec.costLimit, !(limit.isFinite && limit >= 0 && limit <= 1e15) { spec.costLimit = nil }
+    }
+
     public func runTime(at now: Timestamp) -> Int64 {
         guard let started else { return 0 }
         let end = ended ?? now

@@ -27,6 +27,10 @@ public struct VigilConfiguration: Sendable, Equatable {
     public var querySources: [String: QuerySourceConfiguration] = [:]
     /// Where the dashboard finds Chart.js 3 (`dashboard.chart_js`); nil: Debian's libjs-chart.js.
     public var chartJS: String?
+    /// Host names (beyond loopback names and IP addresses) that requests may carry in their `Host` header
+    /// (`allowed_hosts:`), such as the host's DNS name when the daemon listens beyond loopback. Any other name is
+    /// refused, which stops DNS-rebinding pages from reading the API through a victim's browser.
+    public var allowedHosts: [String] = []
 
     /// The allocator policy file in effect.
     public var policyPath: String {

@@ -1,11 +1,12 @@
 /// Parses Prometheus-style durations: `250ms`, `90s`, `5m`, `1h30m`, `2d`, `1w`. A bare number is seconds.
 public enum DurationParser {
-    /// The duration in milliseconds, or nil when `text` is not a duration.
+    /// The duration in milliseconds, or nil when `text` is not a duration or is longer than `Bounds.maxDuration`
+    /// (100 years), so that no caller can overflow a time by adding it.
     public static func milliseconds(_ text: String) -> Int64? {
         let trimmed = text.trimmingSpaces()
-        guard !trimmed.isEmpty else { return nil }
-        if let seconds = Double(trimmed), seconds >= 0, seconds.isFinite {
-            return Int64((seconds * 1000).rounded())
+        guard !trimmed.isEmpty, trimmed.utf8.count <= 64 else { return nil }
+        if let seconds = Double(trimmed) {
+            return Bounds.milliseconds(seconds: seconds)
         }
         var total: Int64 = 0
         var index = trimmed.startIndex
@@ -21,7 +22,7 @@ public enum DurationParser {
                 unit.append(trimmed[index])
                 index = trimmed.index(after: index)
             }
-            guard let number = Double(digits), number >= 0 else { return nil }
+            guard let number = Double(digits), number.isFinite, number >= 0 else { return nil }
             let scale: Double
             switch unit {
             case "ms": scale = 1
@@ -33,7 +34,9 @@ public enum DurationParser {
             case "y": scale = 31_536_000_000
             default: return nil
             }
-            total += Int64((number * scale).rounded())
+            let part = (number * scale).rounded()
+            guard part <= Double(Bounds.maxDuration - total) else { return nil }
+            total += Int64(part)
             sawUnit = true
         }
         return sawUnit ? total : nil
@@ -42,6 +45,7 @@ public enum DurationParser {
     /// A short human form: `250ms`, `90s` → `1m30s`, `3600000` → `1h`.
     public static func format(milliseconds: Int64) -> String {
         if milliseconds == 0 { return "0s" }
+        if milliseconds < 0 { return "-" + format(milliseconds: milliseconds == .min ? .max : -milliseconds) }
         var rest = milliseconds
         var out = ""
         for (unit, size) in [("d", Int64(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] {
@@ -60,7 +64,7 @@ public enum ByteSizeParser {
         let trimmed = text.trimmingSpaces()
         let digits = trimmed.prefix { $0.isNumber || $0 == "." }
         let unit = trimmed.dropFirst(digits.count).trimmingSpaces()
-        guard let number = Double(digits), number >= 0 else { return nil }
+        guard let number = Double(digits), number.isFinite, number >= 0 else { return nil }
         let scale: Double
         switch unit.lowercased() {
         case "", "b": scale = 1
@@ -72,7 +76,10 @@ public enum ByteSizeParser {
         case "gb": scale = 1_000_000_000
         default: return nil
         }
-        return Int((number * scale).rounded())
+        let bytes = (number * scale).rounded()
+        // A petabyte: more than any memory or file Vigil sizes, and far from Int's end.
+        guard bytes <= 1e15 else { return nil }
+        return Int(bytes)
     }
 }
 

@@ -59,7 +59,7 @@ public struct YAMLReader {
     public func duration(_ node: Node, _ path: String) throws -> Int64 {
         let text = try string(node, path)
         guard let ms = DurationParser.milliseconds(text) else {
-            throw error(node, "\(path) must be a duration such as 250ms, 10s, 5m or 24h, got \"\(text)\"")
+            throw error(node, "\(path) must be a duration such as 250ms, 10s, 5m or 24h (\(Bounds.durationRange)), got \"\(text)\"")
         }
         return ms
     }

@@ -23,6 +23,15 @@ local function refusing_table(prefix, allowed, why)
   })
 end
 
+-- A finalizer runs inside the collector with hooks off: a loop there would escape every limit.
+local raw_setmetatable, rawget = setmetatable, rawget
+_ENV.setmetatable = function(t, mt)
+  if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+    error("setmetatable: __gc finalizers are not available in the Vigil sandbox (they would run outside the script's limits)", 2)
+  end
+  return raw_setmetatable(t, mt)
+end
+
 dofile = refuse("dofile", " (scripts cannot read files; use require for modules in the rules folder)")
 loadfile = refuse("loadfile", " (scripts cannot read files; use require for modules in the rules folder)")
 string.dump = refuse("string.dump", " (binary chunks are never loaded)")

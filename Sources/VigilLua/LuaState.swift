@@ -232,6 +232,7 @@ public final class LuaState {
         let base = lua_gettop(L)
         defer { lua_settop(L, base) }
         unfailing {
+            clua_install_bounded_patterns(L)
             clua_push_traceback_handler(L)
         }
         try pushChunk(LuaSandboxPrelude.source, chunkName: "=" + LuaState.preludeChunk)
@@ -315,6 +316,18 @@ public final class LuaState {
         guard status == LUA_OK else {
             let text = unfailing { string(at: -1) } ?? "unknown error"
             throw errorForStatus(status, text: text)
+        }
+        let crossed = Int(clua_sandbox_crossed(L))
+        if crossed != CLUA_LIMIT_NONE {
+            // The script caught the limit's error (pcall, coroutine.resume) and returned: the call failed all the same.
+            lua_settop(L, handler)
+            let text = switch crossed {
+            case CLUA_LIMIT_MEMORY: "not enough memory"
+            case CLUA_LIMIT_INSTRUCTIONS: "instruction limit exceeded (\(limits.instructions) instructions per call; the script caught the error and went on)"
+            case CLUA_LIMIT_DEADLINE: "deadline exceeded (\(limits.deadlineMilliseconds) ms per call; the script caught the error and went on)"
+            default: "call depth limit exceeded (\(limits.callDepth) nested calls; the script caught the error and went on)"
+            }
+            throw errorForStatus(crossed == CLUA_LIMIT_MEMORY ? LUA_ERRMEM : LUA_ERRRUN, text: text)
         }
         let top = lua_gettop(L)
         guard top > handler else { return [] }
@@ -428,7 +441,25 @@ public final class LuaState {
 
     /// Converts the value at `index`. Functions become references; tables become arrays when their
     /// keys are exactly 1...n.
-    func value(at index: Int32, depth: Int = 0) -> LuaValue {
+    /// The most values one conversion to Swift walks (a returned table, a host function's arguments): a table
+    /// that holds itself, or a wide table nested 64 deep, would otherwise take forever and all memory.
+    public static let conversionBudget = 200_000
+
+    /// The value at `index` as Swift sees it. Tables are walked with a budget of `conversionBudget` values in all;
+    /// a table met again on its own path is a cycle and becomes `.opaque("table (cycle)")`.
+    func value(at index: Int32) -> LuaValue {
+        var walk = Walk()
+        return value(at: index, depth: 0, walk: &walk)
+    }
+
+    private struct Walk {
+        var left = LuaState.conversionBudget
+        var path: Set<UnsafeRawPointer> = []
+    }
+
+    private func value(at index: Int32, depth: Int, walk: inout Walk) -> LuaValue {
+        walk.left -= 1
+        guard walk.left >= 0 else { return .opaque("(more than \(Self.conversionBudget) values; the rest is left out)") }
         switch lua_type(L, index) {
         case LUA_TNIL, LUA_TNONE:
             return .nil
@@ -441,15 +472,23 @@ public final class LuaState {
             let pointer = lua_tolstring(L, index, &length)!
             return .string(LuaString(bytes: Array(UnsafeRawBufferPointer(start: pointer, count: length))))
         case LUA_TTABLE:
-            guard depth < 64 else { return .opaque("table (nested too deeply)") }
+            guard depth < 64, lua_checkstack(L, 4) != 0 else { return .opaque("table (nested too deeply)") }
+            guard let identity = lua_topointer(L, index) else { return .opaque("table") }
+            guard walk.path.insert(identity).inserted else { return .opaque("table (cycle)") }
+            defer { walk.path.remove(identity) }
             let absolute = lua_absindex(L, index)
             var dict: [LuaValue: LuaValue] = [:]
             var maxInteger: Int64 = 0
             var integerKeys = 0
             lua_pushnil(L)
             while lua_next(L, absolute) != 0 {
-                let key = value(at: -2, depth: depth + 1)
-                let item = value(at: -1, depth: depth + 1)
+                guard walk.left > 0 else {
+                    lua_settop(L, -3)
+                    dict[.string(LuaString("…"))] = .opaque("(more than \(Self.conversionBudget) values; the rest is left out)")
+                    break
+                }
+                let key = value(at: -2, depth: depth + 1, walk: &walk)
+                let item = value(at: -1, depth: depth + 1, walk: &walk)
                 lua_settop(L, -2)
                 if case .integer(let i) = key, i >= 1 {
                     integerKeys += 1

@@ -239,9 +239,9 @@ enum Declaration {
                          _ fail: (String) -> RuleDeclarationError) throws -> Int64 {
         let raw = spec[.string(field)] ?? .nil
         if raw.isNil { return value }
-        if let seconds = raw.doubleValue, seconds >= 0 { return Int64(seconds * 1000) }
+        if let seconds = raw.doubleValue, let ms = Bounds.milliseconds(seconds: seconds) { return ms }
         guard let text = raw.stringValue, let ms = DurationParser.milliseconds(text) else {
-            throw fail("\(field) must be a duration such as \"30s\" or \"5m\", got \(LuaFormat.describe(raw))")
+            throw fail("\(field) must be a duration such as \"30s\" or \"5m\" (\(Bounds.durationRange)), got \(LuaFormat.describe(raw))")
         }
         return ms
     }

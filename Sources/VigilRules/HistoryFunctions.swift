@@ -17,9 +17,9 @@ enum HistoryFunctions {
         func since(_ args: LuaArguments, _ options: LuaValue?, default fallback: Int64) throws -> Timestamp {
             let value = options?["since"] ?? .nil
             if value.isNil { return clock.now() - fallback }
-            if let seconds = value.doubleValue, seconds > 0 { return clock.now() - Int64(seconds * 1000) }
+            if let seconds = value.doubleValue, seconds > 0, let ms = Bounds.milliseconds(seconds: seconds) { return clock.now() - ms }
             if let text = value.stringValue, let ms = DurationParser.milliseconds(text), ms > 0 { return clock.now() - ms }
-            throw args.badArgument(0, "since must be a duration such as \"7d\", got \(LuaFormat.describe(value))")
+            throw args.badArgument(0, "since must be a duration such as \"7d\" (\(Bounds.durationRange)), got \(LuaFormat.describe(value))")
         }
         func text(_ args: LuaArguments, _ options: LuaValue?, _ key: String) throws -> String? {
             let value = options?[key] ?? .nil
@@ -36,7 +36,9 @@ enum HistoryFunctions {
             let state = try text(args, options, "state"), owner = try text(args, options, "owner"), kind = try text(args, options, "kind")
             // A task is a table of about 2 KiB in Lua: the newest `limit` keep a script within its memory cap.
             let limitValue = options?["limit"] ?? .nil
-            guard limitValue.isNil || (limitValue.intValue ?? 0) > 0 else { throw args.badArgument(0, "limit must be a positive whole number") }
+            guard limitValue.isNil || (1...1_000_000).contains(limitValue.intValue ?? 0) else {
+                throw args.badArgument(0, "limit must be a whole number from 1 to 1000000")
+            }
             let limit = Int(limitValue.intValue ?? 1000)
             let tasks = (source?.tasks(since: from) ?? []).filter { task in
                 (state == nil || task.state == state || (state == "finished" && task.isFinished) || (state == "active" && task.isActive))

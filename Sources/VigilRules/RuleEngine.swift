@@ -150,7 +150,11 @@ public final class RuleEngine {
     @discardableResult
     public func reload(at now: Timestamp, force: Bool = false) -> ReloadReport {
         var report = ReloadReport()
-        let paths = options.files ?? Self.ruleFiles(in: options.rulesDirectory)
+        let paths: [String]
+        do { paths = try options.files ?? Self.ruleFiles(in: options.rulesDirectory) } catch {
+            logger.error("the rules folder cannot be read; every rule keeps running as it is", metadata: ["error": "\(error)"])
+            return report
+        }
         for path in paths {
             let stamp = FileStamp(path)
             if !force, let stamp, stamps[path] == stamp, files[path] != nil || failedFiles[path] != nil { continue }
@@ -315,8 +319,15 @@ public final class RuleEngine {
     public static let policyFileName = "policy.lua"
 
     /// The rule files of a folder: every `*.lua` but editor declarations (`*.meta.lua`), hidden files and the policy.
-    public static func ruleFiles(in directory: String) -> [String] {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
+    /// A folder that cannot be read (out of descriptors, permissions) throws: that is "unknown", never "empty".
+    public static func ruleFiles(in directory: String) throws -> [String] {
+        let names: [String]
+        do { names = try FileManager.default.contentsOfDirectory(atPath: directory) } catch {
+            var isFolder: ObjCBool = false
+            // A rules folder that does not exist holds no rules; one that exists but cannot be listed is unknown.
+            if !FileManager.default.fileExists(atPath: directory, isDirectory: &isFolder) && errno == ENOENT { return [] }
+            throw VigilError(.io, "cannot list the rules folder: \(String(cString: strerror(errno)))", location: directory)
+        }
         return names.filter { $0.hasSuffix(".lua") && !$0.hasSuffix(".meta.lua") && !$0.hasPrefix(".") && $0 != policyFileName }
             .sorted().map { (directory as NSString).appendingPathComponent($0) }
     }

@@ -174,7 +174,8 @@ public enum Format {
 
     /// `45s`, `5m`, `1h30m`, `2d3h`; below a second, `250ms`.
     public static func duration(seconds v: Double) -> String {
-        guard v.isFinite else { return number(v) }
+        // Beyond about 290 million years a duration is not worth spelling out (and would not fit an Int64).
+        guard v.isFinite, abs(v) < 9e15 else { return number(v) + "s" }
         if abs(v) < 1 { return "\(Int((v * 1000).rounded()))ms" }
         var rest = Int64(v.rounded())
         let sign = rest < 0 ? "-" : ""

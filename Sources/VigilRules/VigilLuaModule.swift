@@ -209,9 +209,9 @@ public final class QueryFunctions {
 
     private func duration(_ args: LuaArguments, _ index: Int) throws -> Int64 {
         let value = args[index]
-        if let seconds = value.doubleValue, seconds > 0 { return Int64(seconds * 1000) }
+        if let seconds = value.doubleValue, seconds > 0, let ms = Bounds.milliseconds(seconds: seconds) { return ms }
         if let text = value.stringValue, let ms = DurationParser.milliseconds(text), ms > 0 { return ms }
-        throw args.badArgument(index, "duration such as \"5m\" or seconds expected, got \(value.isNil ? "nil" : LuaFormat.describe(value))")
+        throw args.badArgument(index, "duration such as \"5m\" or seconds expected (\(Bounds.durationRange)), got \(value.isNil ? "nil" : LuaFormat.describe(value))")
     }
 
     static func grouping(_ args: LuaArguments, _ index: Int) throws -> Grouping {

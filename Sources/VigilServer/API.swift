@@ -110,6 +110,60 @@ struct APIBuilder {
     }
 }
 
+/// First in front of every route: a request whose `Host` names anything but this daemon is refused (421), and
+/// every reply carries the headers that keep the dashboard's pages out of frames and other sites' reach.
+///
+/// DNS rebinding: a page on evil.example re-points its own name at 127.0.0.1 and reads the API from a
+/// victim's browser, same-origin in the browser's eyes. Its requests still say `Host: evil.example`. IP
+/// literals and loopback names are accepted (no rebinding can produce them); other names only when configured.
+struct HostCheck: RouterMiddleware {
+    typealias Context = VigilRequestContext
+    let allowed: Set<String>
+
+    /// A strict policy: the pages load only the daemon's own script, style sheet and Chart.js, and talk only to it.
+    static let contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        + "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response: Response
+        if let host = request.head.authority, !accepts(host) {
+            response = API.error(.misdirectedRequest, "this daemon does not answer for the host name \(host.prefix(200)); "
+                + "use 127.0.0.1 or localhost, or add the name to allowed_hosts in the configuration")
+        } else {
+            response = try await next(request, context)
+        }
+        response.headers[.xContentTypeOptions] = "nosniff"
+        response.headers[.init("X-Frame-Options")!] = "DENY"
+        response.headers[.init("Referrer-Policy")!] = "no-referrer"
+        if response.headers[.contentSecurityPolicy] == nil { response.headers[.contentSecurityPolicy] = Self.contentSecurityPolicy }
+        return response
+    }
+
+    /// `host[:port]`, `[v6]:port`: loopback names, IP literals and the configured names pass.
+    func accepts(_ header: String) -> Bool {
+        var name = Substring(header.lowercased())
+        if name.hasPrefix("[") {
+            guard let close = name.firstIndex(of: "]") else { return false }
+            return isIPv6(name[name.index(after: name.startIndex)..<close])
+        }
+        if let colon = name.lastIndex(of: ":") {
+            guard name[name.index(after: colon)...].allSatisfy(\.isASCIIDigit) else { return false }
+            name = name[..<colon]
+        }
+        if name.hasSuffix(".") { name = name.dropLast() }
+        if name == "localhost" || name.hasSuffix(".localhost") || allowed.contains(String(name)) { return true }
+        return !name.contains(":") && (try? SocketAddress(ipAddress: String(name), port: 0)) != nil
+    }
+
+    private func isIPv6(_ text: Substring) -> Bool {
+        text.contains(":") && (try? SocketAddress(ipAddress: String(text), port: 0)) != nil
+    }
+}
+
+extension Character {
+    fileprivate var isASCIIDigit: Bool { ("0"..."9").contains(self) }
+}
+
 /// In front of every route: 404 for paths no route has, 405 (with `Allow`) for a known path asked with
 /// another method, 401 when the token is needed and missing or wrong, and JSON for every error.
 struct APIGate: RouterMiddleware {
@@ -248,7 +302,7 @@ enum API {
     /// A duration a request gives (`2h`), longer than 0 unless `zero` is allowed; the error names the field.
     static func duration(_ text: String, _ name: String, zero: Bool = false) throws -> Int64 {
         guard let value = DurationParser.milliseconds(text), value > 0 || zero && value == 0 else {
-            throw AllocatorError(.invalid, "\(name) must be a duration such as 7d, 2h or 90s, not \(text)")
+            throw AllocatorError(.invalid, "\(name) must be a duration such as 7d, 2h or 90s (\(Bounds.durationRange)), not \(text)")
         }
         return value
     }

@@ -165,10 +165,10 @@ public enum MonitorRoutes {
     /// A time query parameter in Unix seconds (fractions allowed).
     static func timestamp(_ request: Request, _ name: String) throws -> Timestamp? {
         guard let text = request.uri.queryParameters.get(name) else { return nil }
-        guard let seconds = Double(text), seconds.isFinite, seconds >= 0 else {
-            throw AllocatorError(.invalid, "\(name) must be a time in Unix seconds, such as 1764320000, not \(text)")
+        guard let time = Bounds.unixSeconds(text) else {
+            throw AllocatorError(.invalid, "\(name) must be a time in Unix seconds, such as 1764320000 (\(Bounds.timestampRange)), not \(text)")
         }
-        return Timestamp((seconds * 1000).rounded())
+        return time
     }
 
     struct InstantReply: Encodable {

@@ -120,7 +120,7 @@ public struct TopSnapshot: Codable, Sendable {
                 TaskLine(id: view.record.id, name: view.record.displayName, owner: view.record.spec.owner, state: view.record.state.rawValue,
                          gpus: view.record.gpuIndices, runSeconds: Double(view.runTime) / 1000, cost: view.record.cost)
             }.sorted { $0.id < $1.id },
-            queued: Int(waiting), costPerHour: allocator == nil ? nil : one("vigil_allocator_cost_per_hour"),
+            queued: Int(saturating: waiting), costPerHour: allocator == nil ? nil : one("vigil_allocator_cost_per_hour"),
             currency: allocator?.pricing.currency,
             alerts: firing.map { AlertLine(name: $0.rule, severity: $0.labels["severity"] ?? "", summary: $0.annotations["summary"] ?? "") })
     }

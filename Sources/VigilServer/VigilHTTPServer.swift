@@ -25,6 +25,8 @@ public enum VigilHTTPServer {
         /// The bearer token mutations (and reads from beyond loopback) need; nil turns the check off (tests of other parts).
         public var token: String?
         public var dashboard = Dashboard.Options()
+        /// Names the `Host` header may carry besides loopback names and IP addresses (see `HostCheck`).
+        public var allowedHosts: Set<String> = []
         public var version = "0"
 
         public init(store: MetricStore, clock: any WallClock, rules: RuleService? = nil, benchmarks: (@Sendable () throws -> Data)? = nil,
@@ -52,6 +54,7 @@ public enum VigilHTTPServer {
     static func routerAndTable(_ services: Services) -> (router: Router<VigilRequestContext>, table: RouteTable) {
         let router = Router(context: VigilRequestContext.self)
         let table = RouteTable()
+        router.add(middleware: HostCheck(allowed: services.allowedHosts))
         router.add(middleware: APIGate(table: table, token: services.token))
         let api = APIBuilder(router: router, table: table)
         let (store, clock) = (services.store, services.clock)

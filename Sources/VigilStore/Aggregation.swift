@@ -49,7 +49,7 @@ public enum Aggregation {
                 let variance = RangeFunction.variance(values.map { Sample(0, $0) })
                 out.append(VectorSample(labels: key, value: operation == .stddev ? variance.squareRoot() : variance))
             case .topk, .bottomk:
-                let k = max(0, Int(parameter ?? 1))
+                let k = max(0, Int(saturating: parameter ?? 1))
                 let sorted = members.sorted { lhs, rhs in
                     if lhs.value.isNaN { return false }
                     if rhs.value.isNaN { return true }

@@ -48,30 +48,26 @@ public struct LabelMatcher: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// A compiled regular expression that must match the whole string.
-struct AnchoredRegex: @unchecked Sendable {
-    // Regex values are immutable once built; matching does not mutate them.
-    private let regex: Regex<AnyRegexOutput>
+/// A compiled regular expression that must match the whole string, in time linear in the text (RE2's
+/// guarantee, which Prometheus relies on): a request's matcher can never pin a core.
+struct AnchoredRegex: Sendable {
+    private let regex: LinearRegex?
     private let literal: String?
 
     init(_ pattern: String) throws {
         let special = CharacterSet(charactersIn: "\\^$.|?*+()[]{}")
         if pattern.unicodeScalars.allSatisfy({ !special.contains($0) }) {
             literal = pattern
-            regex = try Regex("")
+            regex = nil
         } else {
             literal = nil
-            do {
-                regex = try Regex("^(?:" + pattern + ")$")
-            } catch {
-                throw VigilError(.invalidQuery, "invalid regular expression \"\(pattern)\": \(error)")
-            }
+            regex = try LinearRegex(pattern)
         }
     }
 
     func matches(_ text: String) -> Bool {
         if let literal { return text == literal }
-        return (try? regex.wholeMatch(in: text)) != nil
+        return regex!.wholeMatch(text)
     }
 }
 

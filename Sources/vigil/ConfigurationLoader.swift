@@ -122,6 +122,11 @@ enum ConfigurationLoader {
                 }
                 configuration.listen = address
             case "data_dir": configuration.dataDirectory = try reader.string(value, path)
+            case "allowed_hosts":
+                configuration.allowedHosts = try reader.strings(value, path).map { $0.lowercased() }
+                if let bad = configuration.allowedHosts.first(where: { $0.isEmpty || $0.contains(where: { " /:@".contains($0) }) }) {
+                    throw reader.error(value, "\(path) takes host names without port or scheme, such as gpu01.example.org, not \"\(bad)\"")
+                }
             case "rules_dir": configuration.rulesDirectory = try reader.string(value, path)
             case "plugins_dir": configuration.pluginsDirectory = try reader.string(value, path)
             case "store":

@@ -178,7 +178,7 @@ struct RulesCheckCommand: ParsableCommand {
                 throw ExitCode(1)
             }
             if isDirectory.boolValue {
-                files += RuleEngine.ruleFiles(in: path)
+                files += try RuleEngine.ruleFiles(in: path)
                 let policy = (path as NSString).appendingPathComponent(RuleEngine.policyFileName)
                 if FileManager.default.fileExists(atPath: policy) { policies.append(policy) }
             } else if (path as NSString).lastPathComponent == RuleEngine.policyFileName {

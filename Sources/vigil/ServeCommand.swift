@@ -72,6 +72,7 @@ struct ServeCommand: AsyncParsableCommand {
         }, allocator: allocator, reports: reports, database: database, token: token)
         services.version = VigilCommand.version
         if let chartJS = configuration.chartJS { services.dashboard.chartJS = [chartJS] }
+        services.allowedHosts = Set(configuration.allowedHosts + [configuration.listen.host.lowercased()])
         let server = VigilHTTPServer.application(services, address: configuration.listen, logger: logger,
                                                  onRunning: { SystemdNotifier.notify("READY=1\nSTATUS=running") })
         logger.info("vigil starting", metadata: [
@@ -167,7 +168,7 @@ struct SystemdAndReload: Service {
             }
         }
         let needRestart = [
-            ("listen", configuration.listen != old.listen), ("data_dir", configuration.dataDirectory != old.dataDirectory),
+            ("listen", configuration.listen != old.listen), ("allowed_hosts", configuration.allowedHosts != old.allowedHosts), ("data_dir", configuration.dataDirectory != old.dataDirectory),
             ("rules_dir", configuration.rulesDirectory != old.rulesDirectory),
             ("plugins_dir", configuration.pluginsDirectory != old.pluginsDirectory), ("store", configuration.store != old.store),
             ("lua", configuration.lua != old.lua), ("rules", configuration.rules != old.rules),

@@ -65,6 +65,9 @@ struct GlobalOptions: ParsableArguments {
         if let state = folder("STATE_DIRECTORY"), configuration.dataDirectory == defaults.dataDirectory {
             configuration.dataDirectory = state
         }
+        // Absolute from here on: task folders and VIGIL_TASK_DIR must name the same place from any working folder
+        // (a task's wrapper writes its exit status there), and a SIGHUP re-read must resolve to the same folder.
+        configuration.dataDirectory = Self.absolute(configuration.dataDirectory)
         if let configurationFolder {
             if configuration.rulesDirectory == defaults.rulesDirectory {
                 configuration.rulesDirectory = (configurationFolder as NSString).appendingPathComponent("rules")
@@ -74,6 +77,12 @@ struct GlobalOptions: ParsableArguments {
             }
         }
         return configuration
+    }
+
+    /// `path` against the folder the command started in, normalised.
+    static func absolute(_ path: String) -> String {
+        let full = path.hasPrefix("/") ? path : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(path)
+        return (full as NSString).standardizingPath
     }
 
     /// Sets up logging once per process (swift-log allows one bootstrap) and returns the root logger.

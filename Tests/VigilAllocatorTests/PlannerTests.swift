@@ -246,7 +246,7 @@ struct PolicyScriptTests {
         let cases = [
             ("vigil.policy { strategy = \"fastest\" }", "strategy must be immediate, batch or priority"),
             ("vigil.policy { weights = { sped = 1 } }", "unknown weight sped"),
-            ("vigil.policy { tasks_per_gpu = 0 }", "tasks_per_gpu must be a number ≥ 1"),
+            ("vigil.policy { tasks_per_gpu = 0 }", "tasks_per_gpu must be a number from 1 to 1,024, got 0"),
             ("vigil.policy { batch_window = \"soon\" }", "batch_window must be a duration"),
             ("vigil.policy { colour = 1 }", "unknown field colour"),
             ("local x = 1", "the file must call vigil.policy"),

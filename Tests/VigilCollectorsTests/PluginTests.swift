@@ -180,7 +180,8 @@ struct TextfilePluginTests {
         let reports = recorder.lines.withLock { $0 }
         #expect(reports.count == 1, "reported once, not every round: \(reports)")
         #expect(reports.first?.0 == .warning)
-        #expect(reports.first?.2.contains("textfile.error=line 2: invalid value") == true, "\(reports)")
+        #expect(reports.first?.2.contains("textfile.error=not in the Prometheus text format at line 2") == true, "\(reports)")
+        #expect(reports.first?.2.contains("bad line") == false, "the log never quotes a textfile: \(reports)")
         #expect(reports.first?.2.hasSuffix("/broken.prom") == true, "\(reports)")
         #expect(batch.value("backup_last_success_timestamp_seconds") == 1.7e9)
         #expect(batch.value("good") == nil, "nothing of a bad file is kept")
@@ -190,6 +191,34 @@ struct TextfilePluginTests {
         batch = try plugin.collect()
         #expect(batch.value("good") == 1)
         #expect(batch.value("node_textfile_scrape_error") == 0)
+    }
+
+    /// Hostile folders: what a local user who may write *.prom files could plant there.
+    @Test("a textfile folder's devices, FIFOs, outside links and oversized files are refused, without blocking or quoting them")
+    func hostileFolder() throws {
+        let folder = try Folder()
+        let elsewhere = try Folder()
+        let secret = try elsewhere.write("shadow", "root:$6$secret-hash:19000:0:99999:7:::\n")
+        try folder.write("good.prom", "good 1\n")
+        #expect(symlink("/dev/zero", folder.path + "/zero.prom") == 0)
+        #expect(symlink(secret, folder.path + "/shadow.prom") == 0)
+        #expect(symlink(folder.path + "/good.prom", folder.path + "/alias.prom") == 0, "a link inside the folder is fine")
+        #expect(mkfifo(folder.path + "/fifo.prom", 0o644) == 0)
+        try folder.write("huge.prom", String(repeating: "x 1\n", count: 300))
+        let recorder = LogRecorder()
+        let plugin = TextfilePlugin(name: "files", directory: folder.path, limits: PluginLimits(outputBytes: 1000),
+                                    logger: Logger(label: "test") { _ in recorder })
+        let batch = try plugin.collect()   // returns: a FIFO with no writer would block a plain open(2) forever
+        #expect(batch.value("good") == 1)
+        #expect(batch.value("node_textfile_scrape_error") == 1)
+        let reports = recorder.lines.withLock { $0 }.map(\.2)
+        func report(_ file: String) -> String { reports.first { $0.hasSuffix("/\(file)") } ?? "none for \(file): \(reports)" }
+        #expect(report("zero.prom").contains("is not a regular file (a character device)"))
+        #expect(report("fifo.prom").contains("is not a regular file (a FIFO)"))
+        #expect(report("shadow.prom").contains("resolves outside the allowed folders"))
+        #expect(report("huge.prom").contains("is larger than 1000 bytes"))
+        #expect(!reports.joined().contains("secret-hash"), "the log never shows what a link points at")
+        #expect(reports.count == 4, "\(reports)")
     }
 }
 

@@ -118,6 +118,110 @@ struct LuaLimitTests {
     }
 }
 
+/// Ways out of the limits that the count hook alone cannot see (issue: hostile input, class 4).
+@Suite("Lua sandbox: escapes from the limits")
+struct LuaEscapeTests {
+    @Test("a __gc finalizer is refused: it would run inside the collector with hooks off")
+    func finalizer() throws {
+        let state = try makeState()
+        expectError(state, "setmetatable({}, { __gc = function() while true do end end })", .runtime,
+                    containing: "__gc finalizers are not available in the Vigil sandbox")
+        #expect(try state.run("return getmetatable(setmetatable({}, { __index = {} })) ~= nil", chunkName: "ok.lua") == [.boolean(true)])
+        try expectHealthy(state)
+    }
+
+    @Test("a limit caught by pcall or coroutine.resume still fails the call", arguments: [
+        ("local ok = pcall(function() while true do end end) return 'carried on'", LuaError.Kind.instructionLimit),
+        ("local co = coroutine.create(function() while true do end end) local ok = coroutine.resume(co) return 'carried on'",
+         .instructionLimit),
+        ("local co = coroutine.wrap(function() local t = {} for i = 1, 1e8 do t[i] = {i} end end) pcall(co) return 'carried on'",
+         .memoryLimit),
+        ("local ok = pcall(function() local t = {} for i = 1, 1e8 do t[i] = {i} end end) return 'carried on'", .memoryLimit),
+    ])
+    func caughtLimits(source: String, kind: LuaError.Kind) throws {
+        let limits = kind == .memoryLimit ? LuaLimits(memoryBytes: 4 << 20, instructions: 0, deadlineMilliseconds: 5000)
+            : LuaLimits(memoryBytes: 4 << 20, instructions: 200_000)
+        let state = try makeState(limits)
+        expectError(state, source, kind)
+        try expectHealthy(state)
+    }
+
+    @Test("pattern functions that backtrack in C stop at the instruction budget and the deadline", arguments: [
+        "return string.find(('a'):rep(30000), '.-.-.-.-b')",
+        "return ('a'):rep(30000):match('(.*)(.*)(.*)(.*)b')",
+        "local n = 0 for w in ('a'):rep(20000):gmatch('a-a-a-a-b') do n = n + 1 end return n",
+        "return (('a'):rep(30000):gsub('.-.-.-b', 'x'))",
+        "local ok = pcall(string.find, ('a'):rep(30000), '.-.-.-.-b') return 'carried on'",
+    ])
+    func patterns(source: String) throws {
+        let state = try makeState(LuaLimits(instructions: 1_000_000, deadlineMilliseconds: 0))
+        expectError(state, source, .instructionLimit)
+        let timed = try makeState(LuaLimits(instructions: 0, deadlineMilliseconds: 100))
+        expectError(timed, source, .deadline)
+        try expectHealthy(state)
+    }
+
+    @Test("the budgeted pattern functions keep Lua's semantics")
+    func patternSemantics() throws {
+        let state = try makeState()
+        let cases: [(String, LuaValue)] = [
+            ("return string.find('hello world', 'o w')", .integer(5)),
+            ("return select(2, string.find('hello world', 'o w'))", .integer(7)),
+            ("return string.find('a.b', '.', 1, true)", .integer(2)),
+            ("return string.find('abc', 'b', -1)", .nil),
+            ("return string.find('abc', '', 10)", .nil),
+            ("return string.find('abc', '', 4)", .integer(4)),
+            ("return string.match('key = value', '(%w+)%s*=%s*(%w+)')", .string("key")),
+            ("return select(2, string.match('key = value', '(%w+)%s*=%s*(%w+)'))", .string("value")),
+            ("return string.match('  trim  ', '^%s*(.-)%s*$')", .string("trim")),
+            ("return string.match('hello', '()ll()')", .integer(3)),
+            ("return string.match('THE (quick) fox', '%((%a+)%)')", .string("quick")),
+            ("return string.match('f(a(b)c)d', '%b()')", .string("(a(b)c)")),
+            ("return string.match('THE quick', '%f[%a]%a+', 4)", .string("quick")),
+            ("return string.match('abcabc', '(abc)%1')", .string("abc")),
+            ("return string.match('x=1, y=22', 'y=(%d+)')", .string("22")),
+            ("return string.match('2026-12-03', '^(%d+)-(%d+)-(%d+)$')", .string("2026")),
+            ("return string.match('[x]', '[]x[]+')", .string("[x]")),
+            ("return string.match('a-b', '[%a-]+')", .string("a-b")),
+            ("return (string.gsub('hello world', 'o', '0'))", .string("hell0 w0rld")),
+            ("return select(2, string.gsub('hello world', 'o', '0'))", .integer(2)),
+            ("return (string.gsub('hello world', '(%w+)', '<%1>'))", .string("<hello> <world>")),
+            ("return (string.gsub('abc', '%w', '%0%0'))", .string("aabbcc")),
+            ("return (string.gsub('abc', '', '-'))", .string("-a-b-c-")),
+            ("return (string.gsub('hello', 'l', { l = 'L' }))", .string("heLLo")),
+            ("return (string.gsub('$name is $age', '%$(%w+)', { name = 'ann' }))", .string("ann is $age")),
+            ("return (string.gsub('abc', '%w', function(c) return c:upper() end))", .string("ABC")),
+            ("return (string.gsub('abc', '^a', 'x'))", .string("xbc")),
+            ("return (string.gsub('aaa', 'a', 'b', 2))", .string("bba")),
+            ("local t = {} for k, v in string.gmatch('a=1, b=2', '(%w+)=(%w+)') do t[#t + 1] = k .. v end return table.concat(t, ',')",
+             .string("a1,b2")),
+            ("local n = 0 for w in ('one two  three'):gmatch('%a+') do n = n + 1 end return n", .integer(3)),
+            ("local t = {} for w in ('abc'):gmatch('') do t[#t + 1] = 'x' end return #t", .integer(4)),
+            ("return ('%d'):format(7) .. ('x'):rep(3)", .string("7xxx")),
+        ]
+        for (source, expected) in cases {
+            #expect(try state.run(source, chunkName: "p.lua").first ?? .nil == expected, "\(source)")
+        }
+        for (source, message) in [("string.find('a', '%')", "malformed pattern (ends with '%')"), ("string.match('a', '[a')", "missing ']'"),
+                                  ("string.match('a', '(a')", "unfinished capture"), ("string.gsub('a', 'a', '%2')", "invalid capture index %2"),
+                                  ("string.match('a', 'a)')", "invalid pattern capture")] {
+            expectError(state, source, .runtime, containing: message)
+        }
+    }
+
+    @Test("a returned table that holds itself, or a huge nest, is walked with cycle and size limits")
+    func cyclesAndSize() throws {
+        let state = try makeState()
+        let cyclic = try state.run("local t = {1, 2} t[3] = t t.self = t return t", chunkName: "cycle.lua")
+        guard case .table(let table) = cyclic.first else { Issue.record("\(cyclic)"); return }
+        #expect(table[.string("self")] == .opaque("table (cycle)"))
+        #expect(table[.integer(1)] == .integer(1))
+        // 2^30 paths through 30 levels of a table that holds the level below twice: no cycle, but far too many.
+        let wide = try state.run("local t = {} for i = 1, 30 do t = {t, t} end return t", chunkName: "wide.lua")
+        #expect("\(wide)".contains("the rest is left out"))
+    }
+}
+
 @Suite("Lua sandbox: what scripts cannot do")
 struct LuaForbiddenTests {
     @Test("forbidden functions fail with a clear error", arguments: [

@@ -124,9 +124,12 @@ public final class LuaCollectorPlugin: Collector, @unchecked Sendable {
         module["read_file"] = .hostFunction(LuaHostFunction("read_file") { [unowned self] arguments in
             let path = try arguments.string(0)
             let real = try self.permitted(path, arguments)
-            guard let text = readText(real) else { return [.nil, .string("cannot read \(path): \(String(cString: strerror(errno)))")] }
-            guard text.utf8.count <= self.limits.outputBytes else { throw LuaHostError("\(path) is larger than \(self.limits.outputBytes) bytes") }
-            return [.string(text)]
+            let folders = self.allowed.map { BoundedFile.canonical($0) ?? $0 }
+            switch BoundedFile.read(real, limit: self.limits.outputBytes, within: folders) {
+            case .success(let bytes): return [.string(LuaString(bytes: bytes))]
+            case .failure(.tooLarge(let limit)): throw LuaHostError("\(path) is larger than \(limit) bytes")
+            case .failure(let refusal): return [.nil, .string("\(path) \(refusal)")]
+            }
         })
         module["glob"] = .hostFunction(LuaHostFunction("glob") { [unowned self] arguments in
             let pattern = try arguments.string(0)

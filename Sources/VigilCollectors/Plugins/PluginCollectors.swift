@@ -105,23 +105,28 @@ public final class TextfilePlugin: Collector, Sendable {
         }
         var problems: [String: String] = [:]
         var series = 0
+        // A symbolic link may point at another *.prom of this folder, never elsewhere (/etc/shadow, /dev/zero).
+        let root = BoundedFile.canonical(directory).map { [$0] } ?? [directory]
         for file in files {
             let path = (directory as NSString).appendingPathComponent(file)
             var info = stat()
             guard stat(path, &info) == 0 else { continue }   // renamed away meanwhile
-            if Int(info.st_size) > limits.outputBytes {
-                problems[path] = "larger than \(limits.outputBytes) bytes"
-                continue
-            }
-            guard let text = readText(path) else {
-                problems[path] = "cannot be read"
+            let text: String
+            switch BoundedFile.read(path, limit: limits.outputBytes, within: root) {
+            case .success(let bytes): text = String(decoding: bytes, as: UTF8.self)
+            case .failure(let refusal):
+                problems[path] = refusal.description
                 continue
             }
             var parsed = SampleBatch()
             do {
                 try MetricText.parse(text, format: .prometheus, maxSeries: limits.series - series, into: &parsed)
+            } catch let error as MetricTextError {
+                // The line number only: the message may quote the file, which need not be the writer's to show.
+                problems[path] = "not in the Prometheus text format at line \(error.line) (promtool check metrics shows why)"
+                continue
             } catch {
-                problems[path] = "\(error)"
+                problems[path] = "cannot be parsed"
                 continue
             }
             series += parsed.count

@@ -242,20 +242,39 @@ public final class PluginHost: Service, Sendable {
     /// Reads every manifest and brings the registry in line. Returns what it found, by manifest path.
     @discardableResult
     public func scan() -> [Status] {
-        let folders = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
+        // What cannot be read is unknown, never gone: out of descriptors, every manifest would look removed and
+        // every plugin would stop. Such a scan changes nothing it could not see.
+        let folders: [String]
+        do { folders = try FileManager.default.contentsOfDirectory(atPath: directory).sorted() } catch {
+            if FileManager.default.fileExists(atPath: directory) || errno != ENOENT {
+                logger.error("the plugins folder cannot be read; every plugin keeps running as it is",
+                             metadata: ["plugin.folder": "\(directory)", "plugin.error": "\(String(cString: strerror(errno)))"])
+                return status()
+            }
+            folders = []
+        }
         var found: [String: String] = [:]
         var fingerprints: [String: String] = [:]
+        var unreadable: Set<String> = []
         for folder in folders where !folder.hasPrefix(".") {
             let folderPath = (directory as NSString).appendingPathComponent(folder)
             let path = (folderPath as NSString).appendingPathComponent("plugin.yml")
-            if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            switch BoundedFile.read(path, limit: 1 << 20) {
+            case .success(let bytes):
+                let text = String(decoding: bytes, as: UTF8.self)
                 found[path] = text
                 fingerprints[path] = Self.fingerprint(text, folder: folderPath)
+            case .failure(.cannotOpen(errno: ENOENT)), .failure(.cannotOpen(errno: ENOTDIR)):
+                continue
+            case .failure(let refusal):
+                logger.error("a plugin manifest cannot be read; that plugin keeps running as it is",
+                             metadata: ["plugin.manifest": "\(path)", "plugin.error": "\(refusal)"])
+                unreadable.insert(path)
             }
         }
         return state.withLock { loaded in
             // Removed manifests: their plugins stop, their series go stale.
-            for (path, previous) in loaded where found[path] == nil {
+            for (path, previous) in loaded where found[path] == nil && !unreadable.contains(path) {
                 if let running = previous.running, registry.remove(named: running) {
                     logger.info("plugin removed", metadata: ["plugin": "\(running)", "plugin.manifest": "\(path)"])
                 }
@@ -296,9 +315,18 @@ public final class PluginHost: Service, Sendable {
                                           running: previous?.running)
                 }
             }
-            return loaded.sorted(by: { $0.key < $1.key }).map { path, entry in
-                Status(manifest: path, name: entry.name, kind: entry.kind, error: entry.error, running: entry.running != nil)
-            }
+            return Self.statuses(loaded)
+        }
+    }
+
+    /// What is loaded now, without scanning.
+    func status() -> [Status] {
+        state.withLock { Self.statuses($0) }
+    }
+
+    private static func statuses(_ loaded: [String: Loaded]) -> [Status] {
+        loaded.sorted(by: { $0.key < $1.key }).map { path, entry in
+            Status(manifest: path, name: entry.name, kind: entry.kind, error: entry.error, running: entry.running != nil)
         }
     }
 }
