@@ -20,3 +20,12 @@ vigil.alert "VigilRuleErrors" {
   summary = "rule {{rule}} failed {{value | fixed(0)}} times in 5 minutes",
   description = "`vigil rules` shows its last error with a traceback.",
 }
+
+-- The store refused new series because it holds store.max_series (a churning collector or plugin).
+vigil.alert "VigilSeriesLimit" {
+  query = function(q) return q.increase("vigil_store_series_refused_total", "5m") end,
+  fire = function(s) return s.value > 0 end,
+  severity = "critical",
+  summary = "the metrics store refused {{value | fixed(0)}} new series in 5 minutes",
+  description = "It holds store.max_series series. `vigil_store_series` and the daemon's log name the source; stop it or raise the limit.",
+}

@@ -6,7 +6,7 @@ import VigilStore
 
 /// A refusal the API turns into 400, 404 or 409 with the message.
 public struct AllocatorError: Error, CustomStringConvertible, Sendable {
-    public enum Kind: Sendable { case invalid, notFound, conflict, unavailable }
+    public enum Kind: Sendable { case invalid, notFound, conflict, unavailable, storageFull }
     public var kind: Kind
     public var description: String
 
@@ -1001,7 +1001,9 @@ final class SubmitWriter: @unchecked Sendable {
             try database.saveTasks(batch.flatMap(\.0))
             for (_, continuation) in batch { continuation.resume() }
         } catch {
-            let failure = AllocatorError(.conflict, "cannot save the task: \(error)")
+            let failure = StateDatabase.isStorageFull(error)
+                ? AllocatorError(.storageFull, "cannot save the task: the disk of the daemon's data folder is full")
+                : AllocatorError(.unavailable, "cannot save the task: \(error)")
             for (_, continuation) in batch { continuation.resume(throwing: failure) }
         }
         return true

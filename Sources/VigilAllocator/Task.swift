@@ -67,7 +67,11 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         return command.first.map { ($0 as NSString).lastPathComponent } ?? ""
     }
 
-    enum CodingKeys: String, CodingKey {
+    /// The JSON fields a spec has: a request with any other is refused (a misspelled `time_limit` must not
+    /// silently mean "no limit").
+    public static let fieldNames = Set(CodingKeys.allCases.map(\.rawValue))
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case command, directory, environment, owner, name, kind, gpus
         case gpuMemory = "gpu_memory", timeLimit = "time_limit_ms", expectedDuration = "expected_duration_ms"
         case priority, costLimit = "cost_limit", after, offPeak = "off_peak"

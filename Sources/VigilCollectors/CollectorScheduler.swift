@@ -24,6 +24,8 @@ public final class CollectorScheduler: Service, Sendable {
 
     private struct State {
         var seen: [String: Set<SeriesRef>] = [:]
+        /// Collectors whose refused series were logged (once each, so a churning source does not flood the log).
+        var seriesLimitLogged: Set<String> = []
         var errors: [String: Int] = [:]
         var runs: [String: Int] = [:]
         /// One runner (serial queue) per registration, so a replaced collector's stuck run cannot
@@ -199,10 +201,22 @@ public final class CollectorScheduler: Service, Sendable {
         }
         var seen = Set<SeriesRef>()
         seen.reserveCapacity(batch.count)
+        var refused = 0
         for entry in batch.entries {
-            let ref = store.series(entry.labels)
+            guard let ref = store.admittedSeries(entry.labels) else {
+                refused += 1
+                continue
+            }
             store.append(ref, tick, entry.value)
             seen.insert(ref)
+        }
+        if refused > 0 {
+            let first = state.withLock { state in state.seriesLimitLogged.insert(collector).inserted }
+            if first {
+                logger.error("the metrics store is full: new series are refused (existing ones keep their samples); raise store.max_series or stop the source", metadata: [
+                    "collector.name": "\(collector)", "store.max_series": "\(store.maxSeries)", "series.refused": "\(refused)",
+                ])
+            }
         }
         let vanished = state.withLock { state -> [SeriesRef] in
             let previous = state.seen[collector] ?? []

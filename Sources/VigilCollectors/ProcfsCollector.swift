@@ -137,6 +137,9 @@ public struct SelfCollector: Collector {
         batch.counter("vigil_store_samples_appended_total", "Samples appended to the metrics store.", [:], Double(statistics.appendedTotal))
         batch.counter("vigil_store_out_of_order_samples_total", "Samples refused because they were older than the series' last sample.", [:], Double(statistics.outOfOrderTotal))
         batch.gauge("vigil_store_samples", "Samples held in the metrics store.", [:], Double(statistics.samples))
+        batch.gauge("vigil_store_series_limit", "Most series collectors and plugins may create (store.max_series).", [:], Double(statistics.maxSeries))
+        batch.counter("vigil_store_series_refused_total", "New series refused because the store held store.max_series.", [:],
+                      Double(statistics.refusedSeriesTotal))
         batch.gauge("vigil_store_memory_bytes", "Bytes the metrics store holds (compressed samples, chunk indexes, series and labels).", [:], Double(statistics.totalBytes))
         if let text = readText("/proc/self/stat"), let process = ProcParsers.processStat(text, userHZ: userHZ, pageSize: pageSize) {
             batch.counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", [:], process.cpuSeconds)

@@ -27,15 +27,32 @@ public struct VigilConfiguration: Sendable, Equatable {
     public var querySources: [String: QuerySourceConfiguration] = [:]
     /// Where the dashboard finds Chart.js 3 (`dashboard.chart_js`); nil: Debian's libjs-chart.js.
     public var chartJS: String?
-    /// Host names (beyond loopback names and IP addresses) that requests may carry in their `Host` header
-    /// (`allowed_hosts:`), such as the host's DNS name when the daemon listens beyond loopback. Any other name is
-    /// refused, which stops DNS-rebinding pages from reading the API through a victim's browser.
-    public var allowedHosts: [String] = []
+    /// The HTTP server's limits and the host names it answers for (`http:`).
+    public var http = HTTPConfiguration()
 
     /// The allocator policy file in effect.
     public var policyPath: String {
         allocator.policyPath ?? (rulesDirectory as NSString).appendingPathComponent("policy.lua")
     }
+
+    public init() {}
+}
+
+/// `http:` — what the HTTP server accepts.
+public struct HTTPConfiguration: Sendable, Equatable {
+    /// Host names (beyond loopback names and IP addresses) that requests may carry in their `Host` header
+    /// (`allowed_hosts`), such as the host's DNS name when the daemon listens beyond loopback. Any other name is
+    /// refused (421), which stops DNS-rebinding pages from reading the API through a victim's browser.
+    public var allowedHosts: [String] = []
+    /// Open connections in all (`max_connections`, default 512, lowered to fit the descriptor limit); beyond it
+    /// new connections wait in the kernel's backlog.
+    public var maxConnections = 512
+    /// Open connections from one peer address (`max_connections_per_peer`, default 64); beyond it they are closed.
+    public var maxConnectionsPerPeer = 64
+    /// A request's header must arrive within this (`header_timeout`, default 10 s).
+    public var headerTimeoutMilliseconds: Int64 = 10_000
+    /// A connection with nothing to read or write for this long is closed (`idle_timeout`, default 60 s).
+    public var idleTimeoutMilliseconds: Int64 = 60_000
 
     public init() {}
 }
@@ -155,6 +172,10 @@ public struct StoreConfiguration: Sendable, Equatable {
     public var retentionMilliseconds: Int64 = 24 * 3_600_000
     /// How far back an instant query looks for the last sample (Prometheus' lookback delta). Default 5 m.
     public var lookbackMilliseconds: Int64 = 5 * 60_000
+    /// Most series collectors and plugins may create (`store.max_series`). Default 500,000: past it new series are
+    /// refused (counted in `vigil_store_series_refused_total`, logged, and alerted on by VigilSeriesLimit) and the
+    /// ones already held keep their samples. Vigil's own series are never refused.
+    public var maxSeries: Int = 500_000
 
     public init() {}
 }

@@ -32,6 +32,12 @@ public struct RuleEngineOptions: Sendable {
     public var restoreGrace: Int64 = 120_000
     /// PromQL servers `vigil.prometheus.query` may ask, by name.
     public var querySources: [String: QuerySourceConfiguration] = [:]
+    /// Alert instances one rule may have at once: an evaluation whose query returns more fails (its rule's health
+    /// says why) and keeps the instances it had. Default 1,000.
+    public var maxInstances = 1000
+    /// Bytes of one label value of an alert, and of one rendered annotation (longer annotations are cut, with "…").
+    public var maxLabelBytes = 4096
+    public var maxAnnotationBytes = 16 << 10
 
     public init(rulesDirectory: String) {
         self.rulesDirectory = rulesDirectory
@@ -398,6 +404,14 @@ public final class RuleEngine {
             let elements = try query(definition.query, name: definition.name, file, at: ts)
             instructions += file.state.lastCallInstructions
             noData = elements.isEmpty
+            guard elements.count <= options.maxInstances else {
+                throw RuleLoadError(description: "the query returned \(elements.count) series; a rule may have at most \(options.maxInstances) "
+                    + "alert instances (aggregate, or match fewer series)")
+            }
+            if let long = elements.lazy.flatMap(\.labels.pairs).first(where: { $0.value.utf8.count > options.maxLabelBytes }) {
+                throw RuleLoadError(description: "label \(long.name) is \(long.value.utf8.count) bytes long; alert labels are at most "
+                    + "\(options.maxLabelBytes) bytes")
+            }
             for element in elements {
                 let identity = identity(definition, element.labels, element.value)
                 let current = runtime.instances[identity].flatMap { $0.state == .inactive ? nil : $0.level } ?? 0
@@ -592,7 +606,13 @@ public final class RuleEngine {
             var context = instance.labels
             context.merge(found.labels.dictionary) { mine, _ in mine }
             var annotations: [String: String] = [:]
-            for (name, template) in definition.annotations { annotations[name] = template.render(labels: context, value: found.value) }
+            for (name, template) in definition.annotations {
+                var text = template.render(labels: context, value: found.value)
+                if text.utf8.count > options.maxAnnotationBytes {
+                    text = String(decoding: text.utf8.prefix(options.maxAnnotationBytes), as: UTF8.self) + "…"
+                }
+                annotations[name] = text
+            }
             instance.annotations = annotations
             if let transition { record(instance, transition.from.rawValue, transition.to.rawValue) }
         }

@@ -4,6 +4,7 @@ import NIOCore
 import Synchronization
 import VigilAllocator
 import VigilCore
+import VigilState
 
 /// Hummingbird's basic context plus the peer's address, which decides whether reads need the token.
 public struct VigilRequestContext: RequestContext, RemoteAddressRequestContext {
@@ -227,7 +228,9 @@ enum API {
         return id
     }
 
-    static func decode<T: Decodable>(_ request: Request, context: VigilRequestContext) async throws -> T {
+    /// The body as `T`. `fields`: the keys an object (or each object of a top-level array) may have; any other
+    /// is a 400 naming it and the known ones.
+    static func decode<T: Decodable>(_ request: Request, context: VigilRequestContext, fields: Set<String>) async throws -> T {
         guard let type = request.headers[.contentType] else {
             throw Failure(status: .unsupportedMediaType, message: "say what the body is: Content-Type: application/json")
         }
@@ -240,11 +243,25 @@ enum API {
         } catch {
             throw Failure(status: .contentTooLarge, message: "the request body is over \(bodyLimit) bytes")
         }
+        let data = Data(buffer.readableBytesView)
+        let value: T
         do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+            value = try JSONDecoder().decode(T.self, from: data)
         } catch let error as DecodingError {
             throw AllocatorError(.invalid, "the body is not a valid request: \(describe(error))")
         }
+        let objects: [[String: Any]] = switch try? JSONSerialization.jsonObject(with: data) {
+        case let object as [String: Any]: [object]
+        case let array as [Any]: array.compactMap { $0 as? [String: Any] }
+        default: []
+        }
+        for (index, object) in objects.enumerated() {
+            if let unknown = object.keys.sorted().first(where: { !fields.contains($0) }) {
+                let place = objects.count > 1 ? "task \(index + 1): " : ""
+                throw AllocatorError(.invalid, "\(place)unknown field \(unknown) (known: \(fields.sorted().joined(separator: ", ")))")
+            }
+        }
+        return value
     }
 
     static func describe(_ error: DecodingError) -> String {
@@ -268,6 +285,9 @@ enum API {
         }
     }
 
+    /// 507: a change that could not be written because the disk is full (WebDAV's status; HTTPTypes has no name for it).
+    static let insufficientStorage = HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
+
     static func failure(_ error: any Error) -> Response {
         switch error {
         case let error as AllocatorError:
@@ -276,10 +296,13 @@ enum API {
             case .notFound: .notFound
             case .conflict: .conflict
             case .unavailable: .serviceUnavailable
+            case .storageFull: insufficientStorage
             }
             return self.error(status, error.description)
         case let error as Failure:
             return self.error(error.status, error.message)
+        case let error where StateDatabase.isStorageFull(error):
+            return self.error(insufficientStorage, "the daemon's data folder is full; nothing was changed (\(error))")
         default:
             return self.error(.internalServerError, "\(error)")
         }

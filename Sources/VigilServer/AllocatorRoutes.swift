@@ -16,7 +16,7 @@ enum AllocatorRoutes {
                      + "time_limit_ms, expected_duration_ms, priority (low, normal, high, urgent or 0-100), cost_limit, after, off_peak",
                  returns: "{id, state, submitted}, or {ids} for an array", status: 201) { request, context in
             try await API.answer {
-                let body: OneOrMany<TaskSpec> = try await API.decode(request, context: context)
+                let body: OneOrMany<TaskSpec> = try await API.decode(request, context: context, fields: TaskSpec.fieldNames)
                 // The reply is the new id (or ids): `GET /api/v1/tasks/ID` has the rest.
                 switch body {
                 case .one(let spec):
@@ -72,7 +72,7 @@ enum AllocatorRoutes {
         api.post("/api/v1/tasks/:id/priority", "Change a task's priority", tag: tag,
                  body: "{priority: low, normal, high, urgent or 0-100}", returns: "TaskView") { request, context in
             try await API.answer {
-                let body: PriorityBody = try await API.decode(request, context: context)
+                let body: PriorityBody = try await API.decode(request, context: context, fields: ["priority"])
                 _ = try allocator.setPriority(try API.id(context), body.priority)
                 return (.ok, try allocator.task(try API.id(context)))
             }

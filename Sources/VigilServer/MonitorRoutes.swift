@@ -31,6 +31,7 @@ public enum MonitorRoutes {
                 returns: "{time, result: [{labels, value}]}") { request, _ in
             try await API.answer {
                 let query = try MetricQuery(request)
+                try query.checkBudget(store, points: 1)
                 let time = try timestamp(request, "time") ?? clock.now()
                 return (.ok, InstantReply(time: Double(time) / 1000,
                                           result: query.evaluate(store, at: time).map { .init(labels: $0.labels.dictionary, value: $0.value) }))
@@ -61,9 +62,15 @@ public enum MonitorRoutes {
                 guard (end - start) / step < 11_000 else {
                     throw AllocatorError(.invalid, "that is over 11,000 points per series; make the step larger or the range shorter")
                 }
+                try query.checkBudget(store, points: Int((end - start) / step) + 1)
+                let deadline = DispatchTime.now().uptimeNanoseconds + MetricQuery.deadlineNanoseconds
                 var series: [Labels: [[Double]]] = [:]
                 var t = start
                 while t <= end {
+                    guard DispatchTime.now().uptimeNanoseconds < deadline else {
+                        throw API.Failure(status: .serviceUnavailable, message: "the query ran past its deadline of "
+                            + "\(MetricQuery.deadlineNanoseconds / 1_000_000_000) s; ask for fewer series, a shorter range or a larger step")
+                    }
                     for sample in query.evaluate(store, at: t) { series[sample.labels, default: []].append([Double(t) / 1000, sample.value]) }
                     t += step
                 }
@@ -129,7 +136,8 @@ public enum MonitorRoutes {
                      + "starts_in: \"0s\", created_by, comment}",
                  returns: "SilenceView", status: 201) { request, context in
             try await API.answer {
-                let body: SilenceBody = try await API.decode(request, context: context)
+                let body: SilenceBody = try await API.decode(request, context: context,
+                                                           fields: Set(SilenceBody.CodingKeys.allCases.map(\.rawValue)))
                 let text = body.matchers.joined(separator: ",")
                 do { _ = try Silences.parseMatchers(text) } catch {
                     throw AllocatorError(.invalid, "matchers: \(error)")
@@ -234,7 +242,7 @@ public enum MonitorRoutes {
         var createdBy: String?
         var comment: String?
 
-        enum CodingKeys: String, CodingKey { case matchers, duration, startsIn = "starts_in", createdBy = "created_by", comment }
+        enum CodingKeys: String, CodingKey, CaseIterable { case matchers, duration, startsIn = "starts_in", createdBy = "created_by", comment }
 
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -304,6 +312,25 @@ struct MetricQuery {
                 k = Double(value)
             }
             aggregation = (operation, grouping, k)
+        }
+    }
+
+    /// What one request may ask for: series selected, and series × points evaluated. Beyond either it is a 422
+    /// before any work is done; past the deadline a range query stops with a 503. So one request cannot
+    /// hold a core for long, and /healthz and /metrics stay quick beside it.
+    static let maxSeries = 20_000
+    static let maxSeriesPoints = 2_000_000
+    static let deadlineNanoseconds: UInt64 = 10_000_000_000
+
+    func checkBudget(_ store: MetricStore, points: Int) throws {
+        let selected = store.select(selector).count
+        guard selected <= Self.maxSeries else {
+            throw API.Failure(status: .unprocessableContent, message: "the selector matches \(selected) series; a query may read at most "
+                + "\(Self.maxSeries). Narrow it with more label matchers")
+        }
+        guard selected * points <= Self.maxSeriesPoints else {
+            throw API.Failure(status: .unprocessableContent, message: "\(selected) series × \(points) points is over the "
+                + "\(Self.maxSeriesPoints) a query may evaluate; make the step larger, the range shorter or the selector narrower")
         }
     }
 

@@ -1,4 +1,5 @@
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import Foundation
@@ -27,6 +28,7 @@ public enum VigilHTTPServer {
         public var dashboard = Dashboard.Options()
         /// Names the `Host` header may carry besides loopback names and IP addresses (see `HostCheck`).
         public var allowedHosts: Set<String> = []
+        public var connections = ConnectionLimits()
         public var version = "0"
 
         public init(store: MetricStore, clock: any WallClock, rules: RuleService? = nil, benchmarks: (@Sendable () throws -> Data)? = nil,
@@ -88,9 +90,14 @@ public enum VigilHTTPServer {
                 the API answers them only with the token
                 """, metadata: ["http.address": "\(address)"])
         }
+        let limits = services.connections
+        let peers = PeerCounts()
         return Application(
             router: router(services),
-            configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port), serverName: "vigil"),
+            server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionGuard(limits: limits, peers: peers)],
+                                                 idleTimeout: .milliseconds(limits.idleTimeoutMilliseconds))),
+            configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port), serverName: "vigil",
+                                                    availableConnectionsDelegate: MaximumAvailableConnections(limits.total, logger: logger)),
             onServerRunning: { _ in await onRunning() },
             logger: logger
         )

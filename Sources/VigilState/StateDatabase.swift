@@ -5,6 +5,18 @@ import VigilCore
 /// The daemon's SQLite database (`<data_dir>/vigil.sqlite`, WAL mode so the CLI may read and write
 /// while the daemon runs). Migrations are applied on open; every table is created by them.
 public final class StateDatabase: Sendable {
+    /// Whether `error` says the disk (or the database's quota) is full: SQLite's SQLITE_FULL, or ENOSPC / EDQUOT.
+    /// The API answers those 507 Insufficient Storage: nothing is wrong with the request.
+    public static func isStorageFull(_ error: any Error) -> Bool {
+        if let error = error as? DatabaseError { return error.resultCode == .SQLITE_FULL }
+        if let error = error as? POSIXError { return error.code == .ENOSPC || error.code == .EDQUOT }
+        let cocoa = error as NSError
+        if let underlying = cocoa.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return underlying.code == Int(ENOSPC) || underlying.code == Int(EDQUOT)
+        }
+        return false
+    }
+
     public let path: String
     let pool: DatabasePool
 

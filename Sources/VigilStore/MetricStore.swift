@@ -83,15 +83,38 @@ public final class MetricStore: Sendable {
     private let selections = Mutex([SeriesSelector: Selection]())
     private let rejectedTotal = Atomic<Int>(0)
 
-    public init(retention: Int64 = 24 * 3_600_000, lookback: Int64 = 5 * 60_000, encoding: ValueEncoding = .decimal) {
+    /// The cap `admittedSeries(_:)` enforces.
+    public let maxSeries: Int
+    private let refusedSeries = Atomic<Int>(0)
+
+    public init(retention: Int64 = 24 * 3_600_000, lookback: Int64 = 5 * 60_000, encoding: ValueEncoding = .decimal,
+                maxSeries: Int = 500_000) {
         self.retention = retention
         self.lookback = lookback
         self.encoding = encoding
+        self.maxSeries = maxSeries
     }
 
     public convenience init(_ configuration: StoreConfiguration) {
-        self.init(retention: configuration.retentionMilliseconds, lookback: configuration.lookbackMilliseconds)
+        self.init(retention: configuration.retentionMilliseconds, lookback: configuration.lookbackMilliseconds,
+                  maxSeries: configuration.maxSeries)
     }
+
+    /// The series for `labels` when it exists or the store holds fewer than `maxSeries`; nil (and counted)
+    /// otherwise. What collectors and plugins write goes through here, so a churning source cannot grow the
+    /// store without bound; Vigil's own series use `series(_:)`.
+    public func admittedSeries(_ labels: Labels) -> SeriesRef? {
+        let (existing, count) = index.withLock { ($0.series[labels], $0.series.count) }
+        if let existing { return SeriesRef(series: existing) }
+        guard count < maxSeries else {
+            refusedSeries.add(1, ordering: .relaxed)
+            return nil
+        }
+        return series(labels)
+    }
+
+    /// New series refused by `admittedSeries` since the start.
+    public var refusedSeriesTotal: Int { refusedSeries.load(ordering: .relaxed) }
 
     // MARK: Writing
 
@@ -336,6 +359,8 @@ public final class MetricStore: Sendable {
         public var totalBytes: Int
         public var appendedTotal: Int
         public var outOfOrderTotal: Int
+        public var refusedSeriesTotal = 0
+        public var maxSeries = 0
     }
 
     public func statistics() -> Statistics {
@@ -352,7 +377,8 @@ public final class MetricStore: Sendable {
         return Statistics(series: all.count, samples: samples, sampleBytes: sampleBytes,
                           totalBytes: sampleBytes + labelBytes,
                           appendedTotal: appended,
-                          outOfOrderTotal: rejectedTotal.load(ordering: .relaxed))
+                          outOfOrderTotal: rejectedTotal.load(ordering: .relaxed),
+                          refusedSeriesTotal: refusedSeriesTotal, maxSeries: maxSeries)
     }
 
     /// Every family with its metadata and the current value of each live series, sorted by name

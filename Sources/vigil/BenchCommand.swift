@@ -294,13 +294,19 @@ struct BenchServeCommand: ParsableCommand {
         abstract: "The far end of `vigil bench network --peer HOST:PORT`: a TCP sink and echo server. Ctrl-C stops it."
     )
 
-    @Option(name: .long, help: ArgumentHelp("Address to listen on (default 0.0.0.0:9479).", valueName: "address"))
-    var listen = "0.0.0.0:9479"
+    /// Loopback by default, as every Vigil listener: a sink and echo server on every interface is for the
+    /// person who asks for it (`--listen 0.0.0.0:9479` on the far host of a network benchmark).
+    @Option(name: .long, help: ArgumentHelp("Address to listen on (default 127.0.0.1:9479; give 0.0.0.0:9479 to let other hosts in).",
+                                            valueName: "address"))
+    var listen = "127.0.0.1:9479"
 
     func run() throws {
         guard let address = ListenAddress(parsing: listen) else { throw ValidationError("--listen must be HOST:PORT") }
         let server = try BenchServer(host: address.host, port: address.port)
         server.start()
+        if !address.isLoopback {
+            FileHandle.standardError.write(Data("vigil bench serve: listening beyond loopback; anyone who can reach \(address) can send to it\n".utf8))
+        }
         print("vigil bench serve: listening on \(address.host):\(server.port); run `vigil bench network --peer THIS-HOST:\(server.port)` elsewhere")
         while true { sleep(3600) }
     }

@@ -122,10 +122,22 @@ enum ConfigurationLoader {
                 }
                 configuration.listen = address
             case "data_dir": configuration.dataDirectory = try reader.string(value, path)
-            case "allowed_hosts":
-                configuration.allowedHosts = try reader.strings(value, path).map { $0.lowercased() }
-                if let bad = configuration.allowedHosts.first(where: { $0.isEmpty || $0.contains(where: { " /:@".contains($0) }) }) {
-                    throw reader.error(value, "\(path) takes host names without port or scheme, such as gpu01.example.org, not \"\(bad)\"")
+            case "http":
+                try reader.mapping(value, path: path) { key, value, path in
+                    switch key {
+                    case "allowed_hosts":
+                        configuration.http.allowedHosts = try reader.strings(value, path).map { $0.lowercased() }
+                        if let bad = configuration.http.allowedHosts.first(where: { $0.isEmpty || $0.contains(where: { " /:@".contains($0) }) }) {
+                            throw reader.error(value, "\(path) takes host names without port or scheme, such as gpu01.example.org, not \"\(bad)\"")
+                        }
+                    case "max_connections", "max_connections_per_peer":
+                        let count = try reader.integer(value, path)
+                        guard (1...1_000_000).contains(count) else { throw reader.error(value, "\(path) must be from 1 to 1000000") }
+                        if key == "max_connections" { configuration.http.maxConnections = count } else { configuration.http.maxConnectionsPerPeer = count }
+                    case "header_timeout": configuration.http.headerTimeoutMilliseconds = try reader.positiveDuration(value, path)
+                    case "idle_timeout": configuration.http.idleTimeoutMilliseconds = try reader.positiveDuration(value, path)
+                    default: throw reader.unknown(key, value, path)
+                    }
                 }
             case "rules_dir": configuration.rulesDirectory = try reader.string(value, path)
             case "plugins_dir": configuration.pluginsDirectory = try reader.string(value, path)
@@ -134,6 +146,11 @@ enum ConfigurationLoader {
                     switch key {
                     case "retention": configuration.store.retentionMilliseconds = try reader.duration(value, path)
                     case "lookback": configuration.store.lookbackMilliseconds = try reader.duration(value, path)
+                    case "max_series":
+                        configuration.store.maxSeries = try reader.integer(value, path)
+                        guard (1...100_000_000).contains(configuration.store.maxSeries) else {
+                            throw reader.error(value, "\(path) must be from 1 to 100000000")
+                        }
                     default: throw reader.unknown(key, value, path)
                     }
                 }

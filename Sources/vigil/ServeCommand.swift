@@ -72,7 +72,12 @@ struct ServeCommand: AsyncParsableCommand {
         }, allocator: allocator, reports: reports, database: database, token: token)
         services.version = VigilCommand.version
         if let chartJS = configuration.chartJS { services.dashboard.chartJS = [chartJS] }
-        services.allowedHosts = Set(configuration.allowedHosts + [configuration.listen.host.lowercased()])
+        services.allowedHosts = Set(configuration.http.allowedHosts + [configuration.listen.host.lowercased()])
+        services.connections.total = configuration.http.maxConnections
+        services.connections.perPeer = configuration.http.maxConnectionsPerPeer
+        services.connections.headerTimeoutMilliseconds = configuration.http.headerTimeoutMilliseconds
+        services.connections.idleTimeoutMilliseconds = configuration.http.idleTimeoutMilliseconds
+        services.connections.fitDescriptors()
         let server = VigilHTTPServer.application(services, address: configuration.listen, logger: logger,
                                                  onRunning: { SystemdNotifier.notify("READY=1\nSTATUS=running") })
         logger.info("vigil starting", metadata: [
@@ -103,8 +108,33 @@ struct ServeCommand: AsyncParsableCommand {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         ))
+        let hardStop = HardStop.arm(after: .seconds(25), logger: logger)
         try await group.run()
+        for source in hardStop { source.cancel() }
         logger.info("vigil stopped")
+    }
+}
+
+/// The last word on SIGTERM and SIGINT: if the graceful stop has not ended the process within the stop timeout
+/// (work stuck in a thread, a pool with no free thread to run the shutdown on), it ends here. It watches the
+/// signals on a dispatch queue of its own, outside Swift's cooperative pool, so it runs however stuck that is;
+/// 25 s is inside the service unit's TimeoutStopSec=30s, so systemd never has to SIGKILL the daemon.
+enum HardStop {
+    static func arm(after timeout: DispatchTimeInterval, logger: Logger) -> [any DispatchSourceSignal] {
+        let queue = DispatchQueue(label: "vigil.hard-stop")
+        var sources: [any DispatchSourceSignal] = []
+        for signal in [SIGTERM, SIGINT] {
+            let source = DispatchSource.makeSignalSource(signal: signal, queue: queue)
+            source.setEventHandler {
+                queue.asyncAfter(deadline: .now() + timeout) {
+                    logger.critical("the graceful stop did not finish within the stop timeout; exiting now", metadata: ["timeout": "\(timeout)"])
+                    _exit(1)
+                }
+            }
+            source.resume()
+            sources.append(source)
+        }
+        return sources
     }
 }
 
@@ -168,7 +198,7 @@ struct SystemdAndReload: Service {
             }
         }
         let needRestart = [
-            ("listen", configuration.listen != old.listen), ("allowed_hosts", configuration.allowedHosts != old.allowedHosts), ("data_dir", configuration.dataDirectory != old.dataDirectory),
+            ("listen", configuration.listen != old.listen), ("http", configuration.http != old.http), ("data_dir", configuration.dataDirectory != old.dataDirectory),
             ("rules_dir", configuration.rulesDirectory != old.rulesDirectory),
             ("plugins_dir", configuration.pluginsDirectory != old.pluginsDirectory), ("store", configuration.store != old.store),
             ("lua", configuration.lua != old.lua), ("rules", configuration.rules != old.rules),

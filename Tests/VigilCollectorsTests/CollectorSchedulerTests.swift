@@ -134,7 +134,7 @@ private struct Constant: Collector {
 }
 
 /// Waits until `condition` holds (polling), up to `seconds`; false if it never did.
-private func eventually(within seconds: Double = 5, _ condition: () throws -> Bool) async throws -> Bool {
+private func eventually(within seconds: Double = 15, _ condition: () throws -> Bool) async throws -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     while ContinuousClock.now < deadline {
         if try condition() { return true }

@@ -312,7 +312,7 @@ struct RecommendationTests {
             _ = try run("return vigil.history.tasks { limit = 0 }")
             Issue.record("limit 0 accepted")
         } catch let error as LuaError {
-            #expect(error.description.contains("limit must be a positive whole number"), "\(error)")
+            #expect(error.description.contains("limit must be a whole number from 1 to 1000000"), "\(error)")
         }
         // Without an allocator (vigil eval, alert rule tests): empty lists, no prices, no replays.
         let bare = try LuaState(name: "b.lua", logger: Logger(label: "test"))

@@ -49,7 +49,7 @@ struct VigilLuaModuleTests {
     func errors() throws {
         let lua = try state(MetricStore(), ManualWallClock())
         let cases: [(String, String)] = [
-            ("local v = vigil.query.rate('x')", "e.lua:1: bad argument #2 to 'rate' (duration such as \"5m\" or seconds expected, got nil)"),
+            ("local v = vigil.query.rate('x')", "e.lua:1: bad argument #2 to 'rate' (duration such as \"5m\" or seconds expected (0s to 100y), got nil)"),
             ("local v = vigil.query.last('x{a=\"1\"')", "e.lua:1: bad argument #1 to 'last' (expected , or } at position"),
             ("local v = vigil.query.last()", "e.lua:1: bad argument #1 to 'last' (string expected, got no value)"),
             ("local v = vigil.query.last(nil)", "e.lua:1: bad argument #1 to 'last' (string expected, got nil)"),
