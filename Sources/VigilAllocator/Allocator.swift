@@ -176,7 +176,26 @@ public final class Allocator: @unchecked Sendable {
             }
             if record.state.isActive {
                 if record.state == .starting || record.pid == nil {
-                    finish(&record, .lost, reason: "the daemon stopped while starting it; it was not started again", at: now)
+                    // Stopped between writing "starting" and the pid: the process may run, may have ended, or never began.
+                    if let pid = TaskProcess.findStarted(logs: options.logs, id: record.id) {
+                        record.pid = pid
+                        record.pidStartTicks = TaskProcess.startTicks(pid)
+                        record.state = .running
+                        dirty.insert(record.id)
+                        logger.info("task re-adopted (the daemon stopped while starting it)", metadata: ["task.id": "\(record.id)", "task.pid": "\(pid)"])
+                    } else if let code = TaskProcess.recordedExit(logs: options.logs, id: record.id) {
+                        record.exitCode = code
+                        finish(&record, code == 0 ? .succeeded : .failed, reason: "exited with status \(code) while the daemon was away", at: now)
+                    } else if TaskProcess.hasStarted(logs: options.logs, id: record.id) {
+                        finish(&record, .lost, reason: "it started while the daemon was stopping and ended without a status", at: now)
+                    } else {
+                        record.state = .queued
+                        record.started = nil
+                        record.gpuUUIDs = []
+                        record.gpuIndices = []
+                        dirty.insert(record.id)
+                        logger.info("task queued again: the daemon stopped before it began", metadata: ["task.id": "\(record.id)"])
+                    }
                 } else if let pid = record.pid, TaskProcess.isAlive(pid, startTicks: record.pidStartTicks) {
                     logger.info("task re-adopted", metadata: ["task.id": "\(record.id)", "task.pid": "\(pid)"])
                 } else if let code = TaskProcess.recordedExit(logs: options.logs, id: record.id) {

@@ -23,7 +23,10 @@ public enum TaskProcess {
     /// The folder of one task's files: `stdout`, `stderr` and `exit` (its exit status once it ended).
     public static func folder(logs: String, id: Int64) -> String { (logs as NSString).appendingPathComponent(String(id)) }
 
+    /// Marks the start (so a restart can tell "never ran" from "ran and vanished"), runs the command and writes
+    /// its exit status where the daemon finds it, atomically.
     static let wrapper = #"""
+        : > "$VIGIL_TASK_DIR/started"
         "$@"
         status=$?
         printf '%s\n' "$status" > "$VIGIL_TASK_DIR/exit.tmp" && mv "$VIGIL_TASK_DIR/exit.tmp" "$VIGIL_TASK_DIR/exit"
@@ -100,6 +103,26 @@ public enum TaskProcess {
 
     public static func signalGroup(_ pid: Int32, _ signal: Int32) {
         kill(-pid, signal)
+    }
+
+    /// The task's process (its group leader) found by the `VIGIL_TASK_DIR` in its environment: for a task the
+    /// daemon started but could not record the pid of before it was killed. Nil when no such process runs.
+    public static func findStarted(logs: String, id: Int64) -> Int32? {
+        let marker = Array("VIGIL_TASK_DIR=\(folder(logs: logs, id: id))".utf8)
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry), getpgid(pid) == pid,
+                  case .success(let bytes) = BoundedFile.read("/proc/\(pid)/environ", limit: 1 << 20) else { continue }
+            if bytes.split(separator: 0, omittingEmptySubsequences: true).contains(where: { $0.elementsEqual(marker) }),
+               stateLetter(pid) != "Z" {
+                return pid
+            }
+        }
+        return nil
+    }
+
+    /// Whether the task's wrapper began (it marks that first thing).
+    public static func hasStarted(logs: String, id: Int64) -> Bool {
+        FileManager.default.fileExists(atPath: (folder(logs: logs, id: id) as NSString).appendingPathComponent("started"))
     }
 
     /// The exit status the wrapper wrote, when the task ended.
