@@ -146,6 +146,25 @@ struct ExecPluginTests {
         #expect(gone, "the plugin's background child \(pid) survived")
     }
 
+    @Test("a grandchild that leaves the process group with setsid does not outlive its plugin's run")
+    func setsidEscape() throws {
+        let folder = try Folder()
+        // The escaped process closes the pipes, so the run ends at once and normally; it must be gone all the same.
+        let plugin = try exec(folder, "setsid sh -c 'echo $$ > escaped.pid; exec sleep 300' </dev/null >/dev/null 2>&1 &\n"
+                              + "while [ ! -s escaped.pid ]; do sleep 0.01; done\necho 'ok 1'\n")
+        #expect(try plugin.collect().value("ok") == 1)
+        let pid = try #require(Int32(String(contentsOfFile: folder.path + "/escaped.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(getpgid(pid) != getpgid(getpid()), "it did leave the group")
+        var gone = false
+        for _ in 0..<100 {
+            let state = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8))?.split(separator: " ").dropFirst(2).first
+            if state == nil || state == "Z" { gone = true; break }
+            usleep(10_000)
+        }
+        if !gone { kill(pid, SIGKILL) }
+        #expect(gone, "the setsid grandchild \(pid) survived its plugin")
+    }
+
     @Test("a crash, a failing exit status, garbage and a flood are reported, not stored")
     func failures() throws {
         let folder = try Folder()

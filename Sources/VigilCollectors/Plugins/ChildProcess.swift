@@ -46,6 +46,7 @@ public struct ChildProcess {
     public static func run(_ argv: [String], directory: String? = nil, environment: [String: String]? = nil,
                            input: [UInt8]? = nil, timeout: Int64, outputLimit: Int) throws -> Outcome {
         let child = try spawn(argv, directory: directory, environment: environment, stdinPipe: input != nil)
+        defer { sweep(child) }
         if let input {
             // Small payloads (an alert as JSON) fit the pipe; a child that exits early just closes it.
             var written = 0
@@ -115,6 +116,26 @@ public struct ChildProcess {
         let stdin: Int32
         let stdout: Int32
         let stderr: Int32
+        /// `VIGIL_RUN=…` in the environment of the child and everything it starts: the mark by which `sweep` finds
+        /// what left the process group (a `setsid`, a double fork).
+        let mark: [UInt8]
+    }
+
+    /// The variable that marks a run's processes.
+    static let runVariable = "VIGIL_RUN"
+
+    /// Kills every process that carries the run's mark: the process-group kill misses what called `setsid` or
+    /// otherwise left the group, and such a process would outlive its plugin. The daemon's own processes never
+    /// carry a mark (it is set only in children's environments).
+    static func sweep(_ child: Spawned) {
+        let own = getpid()
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry), pid != own,
+                  case .success(let bytes) = BoundedFile.read("/proc/\(pid)/environ", limit: 1 << 20) else { continue }
+            if bytes.split(separator: 0, omittingEmptySubsequences: true).contains(where: { $0.elementsEqual(child.mark) }) {
+                kill(pid, SIGKILL)
+            }
+        }
     }
 
     /// Starts `argv` (looked up on PATH) in a new process group, with pipes for stdout and stderr
@@ -124,7 +145,10 @@ public struct ChildProcess {
         var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0], inPipe: [Int32] = [-1, -1]
         guard vigil_pipe_cloexec(&outPipe) == 0, vigil_pipe_cloexec(&errPipe) == 0,
               !stdinPipe || vigil_pipe_cloexec(&inPipe) == 0 else { throw SpawnError(command: program, code: errno) }
-        let (pid, result) = spawnInGroup(argv, directory: directory, environment: environment ?? ProcessInfo.processInfo.environment) { actions in
+        let run = "\(runVariable)=\(UUID().uuidString)"
+        var marked = environment ?? ProcessInfo.processInfo.environment
+        marked[runVariable] = String(run.dropFirst(runVariable.count + 1))
+        let (pid, result) = spawnInGroup(argv, directory: directory, environment: marked) { actions in
             if stdinPipe {
                 posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
             } else {
@@ -142,7 +166,7 @@ public struct ChildProcess {
             if stdinPipe { close(inPipe[1]) }
             throw SpawnError(command: program, code: result)
         }
-        return Spawned(pid: pid, stdin: inPipe[1], stdout: outPipe[0], stderr: errPipe[0])
+        return Spawned(pid: pid, stdin: inPipe[1], stdout: outPipe[0], stderr: errPipe[0], mark: Array(run.utf8))
     }
 
     /// posix_spawnp of `argv` (looked up on PATH) as the leader of a new process group, with a clean

@@ -165,6 +165,7 @@ public final class ExecdPlugin: Collector, @unchecked Sendable {
             usleep(5000)
         }
         kill(-running.pid, SIGKILL)
+        ChildProcess.sweep(running)
         if !reaped {
             while waitpid(running.pid, &status, 0) < 0 && errno == EINTR {}
         }
