@@ -9,8 +9,10 @@ public struct AllocatorService: Service {
     public let allocator: Allocator
     let interval: Int64
     let startAfter: @Sendable () async -> Void
+    let liveness: Liveness?
 
-    public init(allocator: Allocator, interval: Int64, startAfter: @escaping @Sendable () async -> Void = {}) {
+    public init(allocator: Allocator, interval: Int64, startAfter: @escaping @Sendable () async -> Void = {}, liveness: Liveness? = nil) {
+        self.liveness = liveness
         self.allocator = allocator
         self.interval = interval
         self.startAfter = startAfter
@@ -21,6 +23,7 @@ public struct AllocatorService: Service {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 allocator.tick()
+                liveness?.beat("allocator", every: interval)
                 try? await Task.sleep(for: .milliseconds(interval))
             }
         }

@@ -33,8 +33,12 @@ public final class CollectorScheduler: Service, Sendable {
         var runners: [Int: BlockingRunner] = [:]
     }
 
+    /// Beaten per collector after each run (`collector:NAME`).
+    public let liveness: Liveness?
+
     public init(registry: CollectorRegistry, store: MetricStore, clock: any WallClock = SystemWallClock(),
-                logger: Logger, compactionInterval: Int64 = 60_000) {
+                logger: Logger, compactionInterval: Int64 = 60_000, liveness: Liveness? = nil) {
+        self.liveness = liveness
         self.registry = registry
         self.store = store
         self.clock = clock
@@ -48,9 +52,9 @@ public final class CollectorScheduler: Service, Sendable {
 
     /// A scheduler over a fixed set of collectors.
     public convenience init(collectors: [ScheduledCollector], store: MetricStore, clock: any WallClock = SystemWallClock(),
-                            logger: Logger, compactionInterval: Int64 = 60_000) {
+                            logger: Logger, compactionInterval: Int64 = 60_000, liveness: Liveness? = nil) {
         self.init(registry: CollectorRegistry(collectors), store: store, clock: clock, logger: logger,
-                  compactionInterval: compactionInterval)
+                  compactionInterval: compactionInterval, liveness: liveness)
     }
 
     public var names: [String] { registry.names }
@@ -115,6 +119,7 @@ public final class CollectorScheduler: Service, Sendable {
         // A first run at once (stamped with the tick just passed), so a slow cadence does not mean
         // a long wait for the first sample.
         await runOnce(entry, at: clock.now() / interval * interval)
+        liveness?.beat("collector:\(entry.name)", every: interval)
         while !Task.isCancelled && registry.isCurrent(entry) {
             let now = clock.now()
             let tick = (now / interval + 1) * interval
@@ -125,12 +130,14 @@ public final class CollectorScheduler: Service, Sendable {
             }
             guard registry.isCurrent(entry) else { break }
             await runOnce(entry, at: tick)
+            liveness?.beat("collector:\(entry.name)", every: interval)
         }
         state.withLock { _ = $0.runners.removeValue(forKey: entry.id) }
     }
 
     /// Marks every series of a removed collector stale, so queries stop returning it at once.
     private func retire(_ entry: CollectorRegistry.Entry) {
+        liveness?.forget("collector:\(entry.name)")
         let vanished = state.withLock { $0.seen.removeValue(forKey: entry.name) ?? [] }
         let now = clock.now()
         for ref in vanished { store.append(ref, now, StaleMarker.value) }

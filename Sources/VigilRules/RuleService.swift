@@ -40,10 +40,13 @@ public final class RuleService: Service, Sendable {
     private let historyRetention: Int64 = 30 * 86_400_000
     private let reloadInterval: Int64
     private let startAfter: (@Sendable () async -> Void)?
+    private let liveness: Liveness?
 
     /// `startAfter` is awaited before the first evaluation (the daemon waits for the collectors' first round).
     public init(engine: RuleEngine, router: NotificationRouter, pusher: AlertmanagerPusher, database: StateDatabase?,
-                clock: any WallClock, watchInterval: Int64 = 500, startAfter: (@Sendable () async -> Void)? = nil, logger: Logger) {
+                clock: any WallClock, watchInterval: Int64 = 500, startAfter: (@Sendable () async -> Void)? = nil, logger: Logger,
+                liveness: Liveness? = nil) {
+        self.liveness = liveness
         reloadInterval = watchInterval
         self.startAfter = startAfter
         self.engine = UncheckedBox(engine)
@@ -100,6 +103,7 @@ public final class RuleService: Service, Sendable {
                         continuation.resume()
                     }
                 }
+                self.liveness?.beat("rules", every: self.tickInterval)
                 try? await Task.sleep(for: .milliseconds(self.tickInterval))
             }
         }
@@ -172,7 +176,8 @@ public final class RuleService: Service, Sendable {
     /// Builds the whole alerting side from the configuration.
     public static func make(configuration: VigilConfiguration, store: MetricStore, clock: any WallClock,
                             history: (any HistorySource)? = nil,
-                            startAfter: (@Sendable () async -> Void)? = nil, logger: Logger) throws -> RuleService {
+                            startAfter: (@Sendable () async -> Void)? = nil, logger: Logger,
+                            liveness: Liveness? = nil) throws -> RuleService {
         let database = try StateDatabase(dataDirectory: configuration.dataDirectory)
         let externalURL = configuration.alerting.externalURL ?? "http://\(configuration.listen)"
         var options = RuleEngineOptions(rulesDirectory: configuration.rulesDirectory)
@@ -194,7 +199,8 @@ public final class RuleService: Service, Sendable {
         store.describe("vigil_alertmanager_pushes_total", kind: .counter, help: "Successful pushes to the Alertmanagers.")
         store.describe("vigil_alertmanager_push_failures_total", kind: .counter, help: "Failed pushes to the Alertmanagers.")
         return RuleService(engine: engine, router: router, pusher: pusher, database: database, clock: clock,
-                           watchInterval: configuration.rules.watchIntervalMilliseconds, startAfter: startAfter, logger: logger)
+                           watchInterval: configuration.rules.watchIntervalMilliseconds, startAfter: startAfter, logger: logger,
+                           liveness: liveness)
     }
 }
 

@@ -29,6 +29,8 @@ public enum VigilHTTPServer {
         /// Names the `Host` header may carry besides loopback names and IP addresses (see `HostCheck`).
         public var allowedHosts: Set<String> = []
         public var connections = ConnectionLimits()
+        /// When set, /healthz answers 503 naming the parts that stopped making progress.
+        public var liveness: Liveness?
         public var version = "0"
 
         public init(store: MetricStore, clock: any WallClock, rules: RuleService? = nil, benchmarks: (@Sendable () throws -> Data)? = nil,
@@ -65,9 +67,17 @@ public enum VigilHTTPServer {
             Response(status: .ok, headers: [.contentType: PrometheusExposition.contentType],
                      body: ResponseBody(byteBuffer: ByteBuffer(string: store.exposition(at: clock.now()))))
         }
-        api.get("/healthz", "ok while the daemon runs", tag: "monitor", returns: "ok", mediaType: "text/plain", api: false) { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
-                     body: ResponseBody(byteBuffer: ByteBuffer(string: "ok\n")))
+        let liveness = services.liveness
+        api.get("/healthz", "ok while the collectors, the rule engine and the allocator make progress; 503 naming those that stopped",
+                tag: "monitor", returns: "ok", mediaType: "text/plain", api: false) { _, _ in
+            let stalled = liveness?.stalled() ?? []
+            guard stalled.isEmpty else {
+                let text = stalled.map { "\($0.part) has made no progress for \(Int($0.silentSeconds)) s" }.joined(separator: "\n")
+                return Response(status: .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
+                                body: ResponseBody(byteBuffer: ByteBuffer(string: "stalled\n" + text + "\n")))
+            }
+            return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: "ok\n")))
         }
         api.get("/api/v1/openapi.json", "This document", tag: "meta", returns: "OpenAPI 3.1") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"],

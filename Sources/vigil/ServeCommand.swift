@@ -60,7 +60,7 @@ struct ServeCommand: AsyncParsableCommand {
         // Rules, recommendations and indicators read the allocator's history through `vigil.history`.
         let rules = try RuleService.make(configuration: configuration, store: daemon.store, clock: daemon.clock,
                                          history: AllocatorHistory(allocator: allocator, database: database),
-                                         startAfter: { await scheduler.firstRound() }, logger: logger)
+                                         startAfter: { await scheduler.firstRound() }, logger: logger, liveness: daemon.liveness)
         let reports = ReportBuilder(allocator: allocator, rules: rules, store: daemon.store, clock: daemon.clock)
         // Mutations (and reads from beyond loopback) need this token; the CLI reads it from the same folder.
         let token = try APIToken.loadOrCreate(dataDirectory: configuration.dataDirectory)
@@ -78,6 +78,7 @@ struct ServeCommand: AsyncParsableCommand {
         services.connections.headerTimeoutMilliseconds = configuration.http.headerTimeoutMilliseconds
         services.connections.idleTimeoutMilliseconds = configuration.http.idleTimeoutMilliseconds
         services.connections.fitDescriptors()
+        services.liveness = daemon.liveness
         let server = VigilHTTPServer.application(services, address: configuration.listen, logger: logger,
                                                  onRunning: { SystemdNotifier.notify("READY=1\nSTATUS=running") })
         logger.info("vigil starting", metadata: [
@@ -96,7 +97,7 @@ struct ServeCommand: AsyncParsableCommand {
                 .init(service: SystemdAndReload(global: global, listen: listen.flatMap(ListenAddress.init(parsing:)), daemon: daemon,
                                                 rules: rules, logger: logger)),
                 .init(service: AllocatorService(allocator: allocator, interval: configuration.allocator.intervalMilliseconds,
-                                                startAfter: { await scheduler.firstRound() })),
+                                                startAfter: { await scheduler.firstRound() }, liveness: daemon.liveness)),
                 .init(service: server),
             ] + configuration.remoteWrite.compactMap { target in
                 guard let url = URL(string: target.url) else { return nil }
@@ -153,8 +154,18 @@ struct SystemdAndReload: Service {
         let signals = await UnixSignalsSequence(trapping: .sighup)
         let watchdog = Task {
             guard let interval = SystemdNotifier.watchdogInterval else { return }
+            var warned = false
             while !Task.isCancelled {
-                SystemdNotifier.notify("WATCHDOG=1")
+                // Fed only while every part makes progress: a stuck rule engine or allocator gets the daemon restarted.
+                let stalled = daemon.liveness.stalled()
+                if stalled.isEmpty {
+                    SystemdNotifier.notify("WATCHDOG=1")
+                    warned = false
+                } else if !warned {
+                    warned = true
+                    logger.critical("parts of the daemon stopped making progress; the systemd watchdog is no longer fed",
+                                    metadata: ["stalled": "\(stalled.map(\.part).joined(separator: ","))"])
+                }
                 try? await Task.sleep(for: interval)
             }
         }

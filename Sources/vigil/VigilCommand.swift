@@ -117,6 +117,8 @@ struct Daemon {
     let clock = SystemWallClock()
     let store: MetricStore
     let scheduler: CollectorScheduler
+    /// Progress of the collectors, the rule engine and the allocator, which /healthz and the watchdog read.
+    let liveness = Liveness()
     /// Keeps the scheduler's registry in step with the plugins folder.
     let plugins: PluginHost
 
@@ -128,7 +130,7 @@ struct Daemon {
         store = MetricStore(configuration.store)
         scheduler = CollectorScheduler(collectors: BuiltinCollectors.make(configuration.collectors, store: store,
                                                                                clock: clock, logger: logger),
-                                       store: store, clock: clock, logger: logger)
+                                       store: store, clock: clock, logger: logger, liveness: liveness)
         plugins = PluginHost(directory: configuration.pluginsDirectory, registry: scheduler.registry,
                              defaults: configuration.collectors, luaLimits: LuaLimits(configuration.lua), logger: logger)
     }

@@ -105,3 +105,22 @@ struct CoreValueTests {
         }
     }
 }
+
+@Suite("liveness")
+struct LivenessTests {
+    @Test("a part is stalled once it has not beaten for three of its intervals; a forgotten part is not watched")
+    func stalls() async throws {
+        let liveness = Liveness(minimumAllowance: 0)
+        liveness.beat("rules", every: 200)
+        liveness.beat("allocator", every: 60_000)
+        #expect(liveness.stalled().isEmpty)
+        try await Task.sleep(for: .milliseconds(900))
+        #expect(liveness.stalled().map(\.part) == ["rules"])
+        liveness.beat("rules", every: 200)
+        #expect(liveness.stalled().isEmpty)
+        liveness.beat("collector:x", every: 1)
+        try await Task.sleep(for: .milliseconds(50))
+        liveness.forget("collector:x")
+        #expect(!liveness.stalled().map(\.part).contains("collector:x"))
+    }
+}
