@@ -14,6 +14,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "vigil", targets: ["vigil"]),
+        // Fuzz targets for the parsers of outside input: libFuzzer under `.ci/fuzz`, a corpus replayer otherwise.
+        .executable(name: "vigil-fuzz", targets: ["VigilFuzz"]),
         .library(name: "VigilStore", targets: ["VigilStore"]),
         .library(name: "VigilLua", targets: ["VigilLua"]),
         .library(name: "VigilCollectors", targets: ["VigilCollectors"]),
@@ -34,6 +36,11 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
+        .executableTarget(
+            name: "VigilFuzz",
+            dependencies: ["VigilCore", "VigilStore", "VigilCollectors", "VigilAllocator"],
+            swiftSettings: swiftSettings
+        ),
         // Lua 5.4 from the system (Debian: liblua5.4-dev). shim.h wraps Lua's macros and holds every
         // piece of C that may longjmp (error raising, the count hook, the capped allocator).
         .systemLibrary(

@@ -1,6 +1,7 @@
 // Performance figures for BENCHMARKS.md. Run in release mode:
 //
 //   swift run -c release vigil-benchmarks            # store and Lua figures
+//   swift run -c release vigil-benchmarks regex      # label regexes: the linear engine beside Swift Regex
 //   swift run -c release vigil-benchmarks rules      # 1,000 alert rules every second
 //   swift run -c release vigil-benchmarks serve      # the daemon's CPU and memory, beside node_exporter
 //   swift run -c release vigil-benchmarks serve 60 PATH   # the same for another vigil binary
@@ -22,6 +23,8 @@ case "windows":
     StoreBenchmarks.windows()
 case "lua":
     LuaBenchmarks.run()
+case "regex":
+    RegexBenchmark.run()
 case "rules":
     RuleBenchmark.run()
 case "nvml":
@@ -36,9 +39,10 @@ case "submit":
     AllocatorBenchmark.submits(binary: arguments.dropFirst().first)
 case "all":
     StoreBenchmarks.run()
+    RegexBenchmark.run()
     LuaBenchmarks.run()
     RuleBenchmark.run()
 default:
-    print("usage: vigil-benchmarks [store|windows|lua|rules|nvml|allocator|submit [VIGIL-BINARY]|serve [SECONDS [VIGIL-BINARY]]|all]")
+    print("usage: vigil-benchmarks [store|windows|lua|regex|rules|nvml|allocator|submit [VIGIL-BINARY]|serve [SECONDS [VIGIL-BINARY]]|all]")
     exit(2)
 }

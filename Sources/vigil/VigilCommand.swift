@@ -132,6 +132,7 @@ struct Daemon {
                                                                                clock: clock, logger: logger),
                                        store: store, clock: clock, logger: logger, liveness: liveness)
         plugins = PluginHost(directory: configuration.pluginsDirectory, registry: scheduler.registry,
-                             defaults: configuration.collectors, luaLimits: LuaLimits(configuration.lua), logger: logger)
+                             defaults: configuration.collectors, luaLimits: LuaLimits(configuration.lua), logger: logger,
+                             crashMarkers: (configuration.dataDirectory as NSString).appendingPathComponent("native-plugins"))
     }
 }

@@ -322,6 +322,24 @@ struct NativePluginTests {
         #expect { try limited.collect() } throws: { "\($0)".contains("refused, the first: more than 1 series") }
     }
 
+    @Test("a native plugin marks while its code runs; one that left its mark (it crashed the daemon) is skipped with how to re-enable it")
+    func crashMarker() throws {
+        let folder = try Folder()
+        let marker = folder.path + "/native-plugins/native-example.running"
+        let plugin = try NativePlugin(name: "native-example", path: try built("libVigilExamplePlugin.so"), config: "demo", crashMarker: marker)
+        #expect(try plugin.collect().value("demo_rounds_total") == 1)
+        #expect(!FileManager.default.fileExists(atPath: marker), "no mark once its code returned")
+        // What a crash inside collect leaves behind:
+        NativePlugin.mark(marker, "collect of /x/libVigilExamplePlugin.so")
+        #expect {
+            try NativePlugin(name: "native-example", path: try built("libVigilExamplePlugin.so"), crashMarker: marker)
+        } throws: { error in
+            "\(error)".contains("it crashed the daemon during its last collect of /x/libVigilExamplePlugin.so; it is skipped until it is fixed and \(marker) is deleted")
+        }
+        try FileManager.default.removeItem(atPath: marker)
+        _ = try NativePlugin(name: "native-example", path: try built("libVigilExamplePlugin.so"), crashMarker: marker)
+    }
+
     @Test("a plugin built for another ABI version is refused with what to do; a file that is no plugin too")
     func refused() throws {
         #expect {

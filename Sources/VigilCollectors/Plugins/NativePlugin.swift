@@ -17,11 +17,20 @@ public final class NativePlugin: Collector, @unchecked Sendable {
     // The plugin's own state pointer; collect and shutdown run under this lock, never two at once.
     private let lock = NSLock()
     private let state: UnsafeMutableRawPointer?
+    /// A file that exists exactly while the plugin's code runs (init, collect). A plugin that crashes runs in the
+    /// daemon's process and takes it down; the file it leaves behind makes the next start skip that plugin
+    /// instead of crash-looping. Nil: no marker (tests, `vigil plugins`).
+    private let crashMarker: String?
 
-    public init(name: String, path: String, config: String = "", limits: PluginLimits = PluginLimits()) throws {
+    public init(name: String, path: String, config: String = "", limits: PluginLimits = PluginLimits(), crashMarker: String? = nil) throws {
         self.name = name
         self.path = path
         self.limits = limits
+        self.crashMarker = crashMarker
+        if let crashMarker, let left = try? String(contentsOfFile: crashMarker, encoding: .utf8) {
+            throw PluginError(plugin: name, "it crashed the daemon during its last \(left.trimmingCharacters(in: .whitespacesAndNewlines)); "
+                              + "it is skipped until it is fixed and \(crashMarker) is deleted")
+        }
         guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
             throw PluginError(plugin: name, "cannot load \(path): \(dlerror().map { String(cString: $0) } ?? "unknown error")")
         }
@@ -42,12 +51,33 @@ public final class NativePlugin: Collector, @unchecked Sendable {
         var state: UnsafeMutableRawPointer?
         if let initialize = plugin.pointee.`init` {
             var error = [CChar](repeating: 0, count: 512)
+            Self.mark(crashMarker, "init of \(path)")
             let result = initialize(config, &state, &error, error.count)
+            Self.unmark(crashMarker)
             guard result == 0 else {
                 throw PluginError(plugin: name, "init failed: \(Self.text(error))")
             }
         }
         self.state = state
+    }
+
+    static func mark(_ marker: String?, _ what: String) {
+        guard let marker else { return }
+        var fd = open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        if fd < 0 && errno == ENOENT {
+            // The folder is made on first use, so commands that only read plugins never create it.
+            try? FileManager.default.createDirectory(atPath: (marker as NSString).deletingLastPathComponent,
+                                                     withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            fd = open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        }
+        guard fd >= 0 else { return }
+        let bytes = Array(what.utf8)
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+    }
+
+    static func unmark(_ marker: String?) {
+        if let marker { unlink(marker) }
     }
 
     /// A message the plugin wrote into a buffer, up to its first NUL.
@@ -63,9 +93,11 @@ public final class NativePlugin: Collector, @unchecked Sendable {
         try lock.withLock {
             var context = NativeEmitContext(limit: limits.series)
             var error = [CChar](repeating: 0, count: 512)
+            Self.mark(crashMarker, "collect of \(path)")
             let result = withUnsafeMutablePointer(to: &context) { pointer in
                 plugin.pointee.collect!(state, NativeEmitContext.emit, pointer, &error, error.count)
             }
+            Self.unmark(crashMarker)
             guard result == 0 else { throw PluginError(plugin: name, "collect failed: \(Self.text(error))") }
             if let refusal = context.firstRefusal {
                 throw PluginError(plugin: name, "\(context.refused) sample(s) refused, the first: \(refusal)")

@@ -137,7 +137,8 @@ public struct PluginManifest: Sendable, Equatable {
 
     /// The collector this manifest describes, with its schedule. A native plugin is loaded and
     /// initialised here, so its refusal (wrong ABI, failed init) is the manifest's error.
-    func collector(defaults: CollectorsConfiguration, luaLimits: LuaLimits, logger: Logger) throws -> ScheduledCollector {
+    func collector(defaults: CollectorsConfiguration, luaLimits: LuaLimits, logger: Logger,
+                   crashMarkers: String? = nil) throws -> ScheduledCollector {
         var interval = intervalMilliseconds ?? defaults.defaultIntervalMilliseconds
         let timeout = timeoutMilliseconds ?? min(defaults.defaultTimeoutMilliseconds, interval)
         let collector: any Collector
@@ -150,7 +151,8 @@ public struct PluginManifest: Sendable, Equatable {
         case .textfile:
             collector = TextfilePlugin(name: name, directory: resolve(path ?? "."), limits: limits, logger: logger)
         case .native:
-            collector = try NativePlugin(name: name, path: library(path ?? ""), config: config, limits: limits)
+            collector = try NativePlugin(name: name, path: library(path ?? ""), config: config, limits: limits,
+                                         crashMarker: crashMarkers.map { ($0 as NSString).appendingPathComponent("\(name).running") })
         case .lua:
             let plugin = try LuaCollectorPlugin(name: name, script: resolve(path ?? ""), allowed: allow, luaLimits: luaLimits,
                                                 limits: limits, logger: logger)
@@ -176,6 +178,8 @@ public final class PluginHost: Service, Sendable {
     private let logger: Logger
     private let reserved: Set<String>
     private let scanInterval: Int64
+    /// The folder of native plugins' crash markers (DATA_DIR/native-plugins), nil for none.
+    private let crashMarkers: String?
     private let state = Mutex<[String: Loaded]>([:])
 
     /// What a scan found for one manifest.
@@ -200,7 +204,9 @@ public final class PluginHost: Service, Sendable {
     }
 
     public init(directory: String, registry: CollectorRegistry, defaults: CollectorsConfiguration, luaLimits: LuaLimits = .default,
-                reserved: Set<String> = Set(BuiltinCollectors.names), scanInterval: Int64 = 1000, logger: Logger) {
+                reserved: Set<String> = Set(BuiltinCollectors.names), scanInterval: Int64 = 1000, logger: Logger,
+                crashMarkers: String? = nil) {
+        self.crashMarkers = crashMarkers
         // Absolute, since plugins run in their own folders and name their programs relative to them.
         self.directory = directory.hasPrefix("/") ? directory
             : ((FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(directory) as NSString).standardizingPath
@@ -298,7 +304,7 @@ public final class PluginHost: Service, Sendable {
                     if let running = previous?.running, running != manifest.name || !manifest.enabled { registry.remove(named: running) }
                     var running: String?
                     if manifest.enabled {
-                        registry.add(try manifest.collector(defaults: defaults, luaLimits: luaLimits, logger: logger))
+                        registry.add(try manifest.collector(defaults: defaults, luaLimits: luaLimits, logger: logger, crashMarkers: crashMarkers))
                         running = manifest.name
                         taken.insert(manifest.name)
                     }
