@@ -31,10 +31,13 @@ public enum MonitorRoutes {
                 returns: "{time, result: [{labels, value}]}") { request, _ in
             try await API.answer {
                 let query = try MetricQuery(request)
-                try query.checkBudget(store, points: 1)
                 let time = try timestamp(request, "time") ?? clock.now()
-                return (.ok, InstantReply(time: Double(time) / 1000,
-                                          result: query.evaluate(store, at: time).map { .init(labels: $0.labels.dictionary, value: $0.value) }))
+                let reply: InstantReply = try await QueryWork.run {
+                    try query.checkBudget(store, points: 1)
+                    return InstantReply(time: Double(time) / 1000,
+                                        result: query.evaluate(store, at: time).map { .init(labels: $0.labels.dictionary, value: $0.value) })
+                }
+                return (.ok, reply)
             }
         }
         api.get("/api/v1/query_range", "A range query: the same evaluated at every step", tag: "metrics",
@@ -62,20 +65,23 @@ public enum MonitorRoutes {
                 guard (end - start) / step < 11_000 else {
                     throw AllocatorError(.invalid, "that is over 11,000 points per series; make the step larger or the range shorter")
                 }
-                try query.checkBudget(store, points: Int((end - start) / step) + 1)
-                let deadline = DispatchTime.now().uptimeNanoseconds + MetricQuery.deadlineNanoseconds
-                var series: [Labels: [[Double]]] = [:]
-                var t = start
-                while t <= end {
-                    guard DispatchTime.now().uptimeNanoseconds < deadline else {
-                        throw API.Failure(status: .serviceUnavailable, message: "the query ran past its deadline of "
-                            + "\(MetricQuery.deadlineNanoseconds / 1_000_000_000) s; ask for fewer series, a shorter range or a larger step")
+                let reply: RangeReply = try await QueryWork.run {
+                    try query.checkBudget(store, points: Int((end - start) / step) + 1)
+                    let deadline = DispatchTime.now().uptimeNanoseconds + MetricQuery.deadlineNanoseconds
+                    var series: [Labels: [[Double]]] = [:]
+                    var t = start
+                    while t <= end {
+                        guard DispatchTime.now().uptimeNanoseconds < deadline else {
+                            throw API.Failure(status: .serviceUnavailable, message: "the query ran past its deadline of "
+                                + "\(MetricQuery.deadlineNanoseconds / 1_000_000_000) s; ask for fewer series, a shorter range or a larger step")
+                        }
+                        for sample in query.evaluate(store, at: t) { series[sample.labels, default: []].append([Double(t) / 1000, sample.value]) }
+                        t += step
                     }
-                    for sample in query.evaluate(store, at: t) { series[sample.labels, default: []].append([Double(t) / 1000, sample.value]) }
-                    t += step
+                    return RangeReply(start: Double(start) / 1000, end: Double(end) / 1000, step: Double(step) / 1000,
+                                      result: series.sorted { $0.key < $1.key }.map { .init(labels: $0.key.dictionary, samples: $0.value) })
                 }
-                return (.ok, RangeReply(start: Double(start) / 1000, end: Double(end) / 1000, step: Double(step) / 1000,
-                                        result: series.sorted { $0.key < $1.key }.map { .init(labels: $0.key.dictionary, samples: $0.value) }))
+                return (.ok, reply)
             }
         }
         api.get("/api/v1/metric_names", "The metric names in the store", tag: "metrics", returns: "{names: [string]}") { _, _ in
@@ -179,14 +185,14 @@ public enum MonitorRoutes {
         return time
     }
 
-    struct InstantReply: Encodable {
-        struct Element: Encodable { var labels: [String: String]; var value: Double }
+    struct InstantReply: Encodable, Sendable {
+        struct Element: Encodable, Sendable { var labels: [String: String]; var value: Double }
         var time: Double
         var result: [Element]
     }
 
-    struct RangeReply: Encodable {
-        struct Series: Encodable { var labels: [String: String]; var samples: [[Double]] }
+    struct RangeReply: Encodable, Sendable {
+        struct Series: Encodable, Sendable { var labels: [String: String]; var samples: [[Double]] }
         var start: Double
         var end: Double
         var step: Double
@@ -262,9 +268,27 @@ public enum MonitorRoutes {
     }
 }
 
+/// Metric queries run here, off Swift's cooperative pool, two at a time: however many heavy queries arrive,
+/// they cannot take the threads that `/healthz`, `/metrics` and the other routes are answered on; the rest wait
+/// their turn (and a range query's deadline starts when it runs).
+enum QueryWork {
+    private static let queue = DispatchQueue(label: "vigil.api.queries", attributes: .concurrent)
+    private static let slots = DispatchSemaphore(value: 2)
+
+    static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async {
+                slots.wait()
+                defer { slots.signal() }
+                continuation.resume(with: Result { try body() })
+            }
+        }
+    }
+}
+
 /// The parameters of `/api/v1/query` and `/api/v1/query_range`: a selector, an optional window function and an
 /// optional aggregation, the same pieces `vigil.query` gives scripts.
-struct MetricQuery {
+struct MetricQuery: Sendable {
     var selector: SeriesSelector
     var function: RangeFunction?
     var window: Int64

@@ -27,34 +27,43 @@ public struct LinearRegex: Sendable {
     }
 
     /// Whether the whole of `text` matches (the pattern is anchored at both ends, as Prometheus anchors it).
+    /// One pass over the text's scalars, with no copy of it.
     public func wholeMatch(_ text: String) -> Bool {
-        let input = Array(text.unicodeScalars)
-        var current = StateSet(capacity: program.count)
-        var next = StateSet(capacity: program.count)
+        // The two state sets live in one temporary (stack) allocation: no heap traffic per match.
+        let n = program.count
+        return withUnsafeTemporaryAllocation(of: Int.self, capacity: 4 * n + 64) { memory in
+            var states = StateSet(dense: UnsafeMutableBufferPointer(rebasing: memory[0..<n]),
+                                  sparse: UnsafeMutableBufferPointer(rebasing: memory[n..<(2 * n)]))
+            var next = StateSet(dense: UnsafeMutableBufferPointer(rebasing: memory[(2 * n)..<(3 * n)]),
+                                sparse: UnsafeMutableBufferPointer(rebasing: memory[(3 * n)..<(4 * n)]))
+            return run(text, &states, &next)
+        }
+    }
+
+    private func run(_ text: String, _ states: inout StateSet, _ next: inout StateSet) -> Bool {
+        var scalars = text.unicodeScalars.makeIterator()
+        var current = scalars.next()
         var stack: [Int] = []
-        follow(0, at: 0, count: input.count, into: &current, stack: &stack)
-        for position in 0...input.count {
-            if current.isEmpty { return false }
+        follow(0, atStart: true, atEnd: current == nil, into: &states, stack: &stack)
+        while !states.isEmpty {
+            guard let scalar = current else {
+                return states.members.contains { if case .match = program[$0] { true } else { false } }
+            }
+            let following = scalars.next()
             next.clear()
-            for pc in current.members {
-                switch program[pc] {
-                case .match:
-                    if position == input.count { return true }
-                case .scalar(let set):
-                    if position < input.count, set.contains(input[position]) {
-                        follow(pc + 1, at: position + 1, count: input.count, into: &next, stack: &stack)
-                    }
-                case .split, .jump, .begin, .end:
-                    break   // followed when added
+            for pc in states.members {
+                if case .scalar(let set) = program[pc], set.contains(scalar) {
+                    follow(pc + 1, atStart: false, atEnd: following == nil, into: &next, stack: &stack)
                 }
             }
-            swap(&current, &next)
+            swap(&states, &next)
+            current = following
         }
         return false
     }
 
     /// Adds `pc` and every state reachable from it without reading a character.
-    private func follow(_ start: Int, at position: Int, count: Int, into set: inout StateSet, stack: inout [Int]) {
+    private func follow(_ start: Int, atStart: Bool, atEnd: Bool, into set: inout StateSet, stack: inout [Int]) {
         stack.append(start)
         while let pc = stack.popLast() {
             guard set.insert(pc) else { continue }
@@ -63,8 +72,8 @@ public struct LinearRegex: Sendable {
             case .split(let first, let second):
                 stack.append(second)
                 stack.append(first)
-            case .begin: if position == 0 { stack.append(pc + 1) }
-            case .end: if position == count { stack.append(pc + 1) }
+            case .begin: if atStart { stack.append(pc + 1) }
+            case .end: if atEnd { stack.append(pc + 1) }
             case .scalar, .match: break
             }
         }
@@ -79,23 +88,24 @@ public struct LinearRegex: Sendable {
         case match
     }
 
-    /// The states of one step, each once, in the order added: O(1) insert, clear and membership.
+    /// The states of one step, each once, in the order added: O(1) insert, clear and membership (Briggs and
+    /// Torczon's sparse set: the memory need not be initialised, since a slot is trusted only when both agree).
     struct StateSet {
-        private var dense: [Int]
-        private var sparse: [Int]
+        private let dense: UnsafeMutableBufferPointer<Int>
+        private let sparse: UnsafeMutableBufferPointer<Int>
         private(set) var count = 0
 
-        init(capacity: Int) {
-            dense = Array(repeating: 0, count: capacity)
-            sparse = Array(repeating: 0, count: capacity)
+        init(dense: UnsafeMutableBufferPointer<Int>, sparse: UnsafeMutableBufferPointer<Int>) {
+            self.dense = dense
+            self.sparse = sparse
         }
 
         var isEmpty: Bool { count == 0 }
-        var members: ArraySlice<Int> { dense[..<count] }
+        var members: Slice<UnsafeMutableBufferPointer<Int>> { dense[..<count] }
 
         mutating func insert(_ value: Int) -> Bool {
             let slot = sparse[value]
-            if slot < count && dense[slot] == value { return false }
+            if slot >= 0 && slot < count && dense[slot] == value { return false }
             sparse[value] = count
             dense[count] = value
             count += 1
@@ -121,11 +131,15 @@ struct ScalarSet: Sendable {
     static let space = ScalarSet(ranges: [9...10, 12...13, 32...32])
 
     func contains(_ scalar: Unicode.Scalar) -> Bool {
-        var found = inRanges(scalar.value)
+        let value = scalar.value
+        var found = inRanges(value)
         if !found && foldCase {
-            for other in Self.caseVariants(scalar) where inRanges(other) {
-                found = true
-                break
+            if (65...90).contains(value) {
+                found = inRanges(value + 32)
+            } else if (97...122).contains(value) {
+                found = inRanges(value - 32)
+            } else if value >= 128 {
+                found = Self.caseVariants(scalar).contains(where: inRanges)
             }
         }
         return found != negated
