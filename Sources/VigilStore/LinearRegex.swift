@@ -386,7 +386,8 @@ extension LinearRegex {
                 var low: UInt32
                 if scalar == "[", peek == ":" {
                     // POSIX classes: [[:alpha:]] and friends.
-                    guard let close = (index..<pattern.count).first(where: { pattern[$0] == "]" && pattern[$0 - 1] == ":" }) else {
+                    // The closing ":]" comes after the opening ":" (in "[[:]" they would overlap): found by fuzzing.
+                    guard let close = ((index + 2)..<max(index + 2, pattern.count)).first(where: { pattern[$0] == "]" && pattern[$0 - 1] == ":" }) else {
                         throw error("missing :]")
                     }
                     let name = String(String.UnicodeScalarView(pattern[(index + 1)..<(close - 1)]))

@@ -23,7 +23,7 @@ struct LinearRegexTests {
     @Test("mistakes are errors naming the pattern and the offset", arguments: [
         ("(ab", "missing )"), ("ab)", "unmatched )"), ("*a", "nothing to repeat"), ("a{1001}", "repetition count over 1000"),
         ("a{3,2}", "bounds reversed"), ("[a", "missing ]"), ("\\1", "back-references are not supported"), ("(?=a)", "unknown flag ="),
-        ("[z-a]", "range out of order"), ("(a{1000}){1000}", "regular expression too large"),
+        ("[z-a]", "range out of order"), ("[[:]", "missing :]"), ("[[:]]", "missing :]"), ("[[::]]", "unknown class [::]"), ("(a{1000}){1000}", "regular expression too large"),
     ])
     func mistakes(pattern: String, message: String) {
         #expect { try LinearRegex(pattern) } throws: { "\($0)".contains(message) }

@@ -228,3 +228,26 @@ struct HostileInputEndToEndTests {
 
     static let finished: Set<String> = ["succeeded", "failed", "cancelled", "stopped", "lost"]
 }
+
+/// The fuzz targets' seeds (and any input a fuzzing run once crashed on, once added there) replayed through the
+/// ordinary build of `vigil-fuzz`: what libFuzzer found stays a regression test without libFuzzer.
+@Suite("fuzz corpora replayed")
+struct FuzzCorpusTests {
+    @Test("every fuzz target takes its seeds without crashing", arguments: ["exposition", "line-protocol", "selector", "duration", "manifest", "api"])
+    func replay(target: String) async throws {
+        let fuzz = try E2E.vigil().deletingLastPathComponent().appendingPathComponent("vigil-fuzz")
+        let seeds = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/fuzz/\(target)")
+        let process = Process()
+        process.executableURL = fuzz
+        process.arguments = [target, seeds.path]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let count = Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
+        #expect(count > 0, "\(text)")
+    }
+}
